@@ -1,0 +1,226 @@
+/**
+ * The one config object: parsed once at start from flags and environment, validated,
+ * frozen. Every setting has an environment name (SWITCHBOARD_X_Y) and a flag (--x-y);
+ * a flag wins over the environment. Errors name the setting.
+ */
+import { hostname } from 'node:os';
+import { ConfigError } from '../errors/errors.js';
+import { newToken } from '../util/ids.js';
+
+export type NodeRole = 'edge' | 'host' | 'both';
+export type FailMode = 'open' | 'closed';
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  /** Empty: memory seams. One URL: a single Redis. Several: Redis Cluster seeds. */
+  readonly redisUrls: readonly string[];
+  readonly databaseUrl: string | undefined;
+  readonly databasePoolSize: number;
+  readonly nodeId: string;
+  readonly role: NodeRole;
+  readonly token: string;
+  /** True when SWITCHBOARD_TOKEN was not given and we made one up. */
+  readonly tokenGenerated: boolean;
+  /** `none` switches authentication off (refused on non-loopback addresses). */
+  readonly auth: 'token' | 'none';
+  /** Allowed browser origins besides the page's own; `*` allows any. */
+  readonly origins: readonly string[];
+  readonly replayBytes: number;
+  readonly maxFrame: number;
+  readonly highWatermark: number;
+  readonly lowWatermark: number;
+  readonly leaseTtlMs: number;
+  readonly drainDeadlineMs: number;
+  /** Most sessions this node hosts; placement skips a full node. */
+  readonly capacity: number;
+  readonly limitFailMode: FailMode;
+  /** WebSocket upgrades allowed per client IP per minute, cluster-wide. */
+  readonly connectRate: number;
+  /** Frames a connection may send per second before `rate_limited`. */
+  readonly frameRate: number;
+  /** Agent `limit` requests allowed per key per minute, cluster-wide. */
+  readonly agentLimitRate: number;
+  /** Where an exited session's log is kept for late readers. */
+  readonly exitedRetentionMs: number;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+interface Setting<K extends keyof Config> {
+  key: K;
+  env: string;
+  parse: (raw: string, name: string) => Config[K];
+}
+
+const MiB = 1024 * 1024;
+const KiB = 1024;
+
+function fail(name: string, message: string): never {
+  throw new ConfigError(name, message);
+}
+
+export function parseBytes(raw: string, name: string): number {
+  const m = /^\s*(\d+)\s*(B|KiB|MiB|GiB|K|M|G|KB|MB|GB)?\s*$/i.exec(raw);
+  if (!m) fail(name, `must be a byte size such as 65536, 64KiB or 1MiB (got '${raw}')`);
+  const unit = (m[2] ?? 'B').toUpperCase();
+  const scale: Record<string, number> = { B: 1, K: KiB, KB: KiB, KIB: KiB, M: MiB, MB: MiB, MIB: MiB, G: 1024 * MiB, GB: 1024 * MiB, GIB: 1024 * MiB };
+  return Number(m[1]) * scale[unit]!;
+}
+
+function integer(min: number, max: number) {
+  return (raw: string, name: string): number => {
+    if (!/^\d+$/.test(raw.trim())) fail(name, `must be a whole number ${min}-${max} (got '${raw}')`);
+    const n = Number(raw);
+    if (n < min || n > max) fail(name, `must be ${min}-${max} (got ${n})`);
+    return n;
+  };
+}
+
+function bytesBetween(min: number, max: number) {
+  return (raw: string, name: string): number => {
+    const n = parseBytes(raw, name);
+    if (n < min || n > max) fail(name, `must be between ${min} and ${max} bytes (got ${n})`);
+    return n;
+  };
+}
+
+function choice<T extends string>(...allowed: T[]) {
+  return (raw: string, name: string): T => {
+    if (!(allowed as string[]).includes(raw)) fail(name, `must be one of ${allowed.join(', ')} (got '${raw}')`);
+    return raw as T;
+  };
+}
+
+const text = (raw: string, name: string): string => {
+  if (raw.trim() === '') fail(name, 'must not be empty');
+  return raw.trim();
+};
+
+function urlList(raw: string, name: string): string[] {
+  const urls = raw.split(/[\s,]+/).filter(Boolean);
+  for (const u of urls) {
+    if (!/^rediss?:\/\//.test(u)) fail(name, `each entry must be a redis:// or rediss:// URL (got '${u}')`);
+  }
+  return urls;
+}
+
+function databaseUrl(raw: string, name: string): string {
+  if (!/^postgres(ql)?:\/\//.test(raw)) fail(name, `must be a postgres:// URL (got '${raw.replace(/:[^:@/]*@/, ':***@')}')`);
+  return raw;
+}
+
+function origins(raw: string): string[] {
+  return raw.split(/[\s,]+/).filter(Boolean);
+}
+
+const SETTINGS: Array<Setting<keyof Config>> = [
+  { key: 'host', env: 'SWITCHBOARD_HOST', parse: text },
+  { key: 'port', env: 'SWITCHBOARD_PORT', parse: integer(0, 65535) },
+  { key: 'redisUrls', env: 'SWITCHBOARD_REDIS_URL', parse: urlList },
+  { key: 'databaseUrl', env: 'SWITCHBOARD_DATABASE_URL', parse: databaseUrl },
+  { key: 'databasePoolSize', env: 'SWITCHBOARD_DATABASE_POOL', parse: integer(1, 1000) },
+  { key: 'nodeId', env: 'SWITCHBOARD_NODE_ID', parse: (raw, name) => {
+    if (!/^[A-Za-z0-9._:-]{1,128}$/.test(raw)) fail(name, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+    return raw;
+  } },
+  { key: 'role', env: 'SWITCHBOARD_ROLE', parse: choice<NodeRole>('edge', 'host', 'both') },
+  { key: 'token', env: 'SWITCHBOARD_TOKEN', parse: (raw, name) => {
+    if (raw.length < 8) fail(name, 'must be at least 8 characters');
+    return raw;
+  } },
+  { key: 'auth', env: 'SWITCHBOARD_AUTH', parse: choice('token', 'none') },
+  { key: 'origins', env: 'SWITCHBOARD_ORIGINS', parse: origins },
+  { key: 'replayBytes', env: 'SWITCHBOARD_REPLAY_BYTES', parse: bytesBetween(1024, 1024 * MiB) },
+  { key: 'maxFrame', env: 'SWITCHBOARD_MAX_FRAME', parse: bytesBetween(1024, 64 * MiB) },
+  { key: 'highWatermark', env: 'SWITCHBOARD_HIGH_WATERMARK', parse: bytesBetween(1024, 1024 * MiB) },
+  { key: 'lowWatermark', env: 'SWITCHBOARD_LOW_WATERMARK', parse: bytesBetween(0, 1024 * MiB) },
+  { key: 'leaseTtlMs', env: 'SWITCHBOARD_LEASE_TTL_MS', parse: integer(300, 600_000) },
+  { key: 'drainDeadlineMs', env: 'SWITCHBOARD_DRAIN_DEADLINE_MS', parse: integer(0, 3_600_000) },
+  { key: 'capacity', env: 'SWITCHBOARD_CAPACITY', parse: integer(1, 1_000_000) },
+  { key: 'limitFailMode', env: 'SWITCHBOARD_LIMIT_FAIL_MODE', parse: choice<FailMode>('open', 'closed') },
+  { key: 'connectRate', env: 'SWITCHBOARD_CONNECT_RATE', parse: integer(1, 10_000_000) },
+  { key: 'frameRate', env: 'SWITCHBOARD_FRAME_RATE', parse: integer(1, 10_000_000) },
+  { key: 'agentLimitRate', env: 'SWITCHBOARD_AGENT_LIMIT_RATE', parse: integer(1, 10_000_000) },
+  { key: 'exitedRetentionMs', env: 'SWITCHBOARD_EXITED_RETENTION_MS', parse: integer(0, 86_400_000) },
+  { key: 'logLevel', env: 'SWITCHBOARD_LOG_LEVEL', parse: choice('debug', 'info', 'warn', 'error') },
+];
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 7070,
+  redisUrls: [] as string[],
+  databaseUrl: undefined,
+  databasePoolSize: 10,
+  role: 'both' as NodeRole,
+  auth: 'token' as const,
+  origins: [] as string[],
+  replayBytes: MiB,
+  maxFrame: 64 * KiB,
+  highWatermark: 256 * KiB,
+  lowWatermark: 64 * KiB,
+  leaseTtlMs: 5_000,
+  drainDeadlineMs: 30_000,
+  capacity: 20_000,
+  limitFailMode: 'open' as FailMode,
+  connectRate: 6_000,
+  frameRate: 2_000,
+  agentLimitRate: 60,
+  exitedRetentionMs: 600_000,
+  logLevel: 'info' as const,
+};
+
+/** The flag for a setting: SWITCHBOARD_REPLAY_BYTES → --replay-bytes. */
+export function flagName(env: string): string {
+  return '--' + env.replace(/^SWITCHBOARD_/, '').toLowerCase().replace(/_/g, '-');
+}
+
+export function settingNames(): Array<{ env: string; flag: string }> {
+  return SETTINGS.map((s) => ({ env: s.env, flag: flagName(s.env) }));
+}
+
+/**
+ * Parses flags (`--port 7070` or `--port=7070`) over environment variables. Unknown
+ * flags are an error: a typo must not silently fall back to a default.
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config {
+  const byFlag = new Map(SETTINGS.map((s) => [flagName(s.env), s]));
+  const raw = new Map<string, string>();
+  for (const s of SETTINGS) {
+    const v = env[s.env];
+    if (v !== undefined && v !== '') raw.set(s.env, v);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const setting = byFlag.get(flag);
+    if (!setting) throw new ConfigError(flag, `unknown option; known: ${[...byFlag.keys()].join(' ')}`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(flag, 'needs a value');
+    raw.set(setting.env, value);
+  }
+  const out: Record<string, unknown> = { ...DEFAULTS };
+  for (const s of SETTINGS) {
+    const v = raw.get(s.env);
+    if (v !== undefined) out[s.key] = s.parse(v, s.env);
+  }
+  const config = out as unknown as Config & { tokenGenerated: boolean };
+  if (config.token === undefined) {
+    out.token = newToken();
+    out.tokenGenerated = true;
+  } else {
+    out.tokenGenerated = false;
+  }
+  if (out.nodeId === undefined) out.nodeId = `${hostname()}-${config.port}`;
+  if (config.lowWatermark >= config.highWatermark) {
+    fail('SWITCHBOARD_LOW_WATERMARK', `must be below SWITCHBOARD_HIGH_WATERMARK (${config.highWatermark})`);
+  }
+  if (config.auth === 'none' && !isLoopback(config.host)) {
+    fail('SWITCHBOARD_AUTH', `authentication is off, so binding the non-loopback address ${config.host} is refused; set SWITCHBOARD_TOKEN or bind 127.0.0.1`);
+  }
+  return Object.freeze(out) as unknown as Config;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

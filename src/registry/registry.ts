@@ -1,0 +1,34 @@
+/**
+ * Registry: every node's heartbeat, shared by the cluster.
+ *
+ * Contract (test/contract/registry.ts): `heartbeat` stores the node's info for `ttlMs`;
+ * `list` returns every node whose last heartbeat has not expired, sorted by id;
+ * `remove` deletes a node at once (clean shutdown).
+ */
+import type { NodeId } from '../util/ids.js';
+import type { NodeRole } from '../config/config.js';
+
+export interface NodeInfo {
+  id: NodeId;
+  role: NodeRole;
+  /** host:port where clients reach it. */
+  addr: string;
+  sessions: number;
+  clients: number;
+  capacity: number;
+  draining: boolean;
+  /** Epoch milliseconds. */
+  startedAt: number;
+  lastSeen: number;
+  /** Resident set size, bytes. */
+  rss: number;
+  /** CPU use since the previous heartbeat, 0-1 per core summed. */
+  cpu: number;
+}
+
+export interface Registry {
+  heartbeat(info: NodeInfo, ttlMs: number): Promise<void>;
+  list(): Promise<NodeInfo[]>;
+  remove(id: NodeId): Promise<void>;
+  close(): Promise<void>;
+}

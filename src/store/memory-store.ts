@@ -1,0 +1,100 @@
+import { SwitchboardError } from '../errors/errors.js';
+import { sliceChunks } from '../log/slice.js';
+import type { LogChunk } from '../log/log.js';
+import type { Epoch, Offset, SessionId } from '../util/ids.js';
+import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, Store } from './store.js';
+
+/**
+ * In-process store. Bounded: ended sessions beyond `maxEnded` are forgotten oldest
+ * first, and the archive keeps at most `archiveBytes` per session, so a long-running
+ * embedded node does not grow without end.
+ */
+export class MemoryStore implements Store {
+  private readonly sessions = new Map<SessionId, SessionRecord>();
+  private readonly events = new Map<SessionId, SessionEvent[]>();
+  private readonly archives = new Map<SessionId, { chunks: LogChunk[]; start: Offset; head: Offset; bytes: number }>();
+
+  constructor(private readonly limits = { maxEnded: 10_000, archiveBytes: 4 * 1024 * 1024, eventsPerSession: 1000 }) {}
+
+  async createSession(record: SessionRecord): Promise<void> {
+    if (this.sessions.has(record.sid)) throw new SwitchboardError('conflict', `session ${record.sid} exists already`);
+    this.sessions.set(record.sid, { ...record, args: [...record.args], env: { ...record.env } });
+  }
+
+  async getSession(sid: SessionId): Promise<SessionRecord | null> {
+    const r = this.sessions.get(sid);
+    return r ? { ...r } : null;
+  }
+
+  async updateSession(sid: SessionId, epoch: Epoch, patch: SessionPatch): Promise<boolean> {
+    const r = this.sessions.get(sid);
+    if (!r || r.epoch > epoch) return false;
+    Object.assign(r, patch, { epoch });
+    if (patch.status === 'exited' || patch.status === 'lost') this.forgetOldEnded();
+    return true;
+  }
+
+  async listSessions(filter: SessionFilter = {}): Promise<SessionRecord[]> {
+    const out: SessionRecord[] = [];
+    for (const r of this.sessions.values()) {
+      if (filter.owner !== undefined && r.owner !== filter.owner) continue;
+      if (filter.node !== undefined && r.node !== filter.node) continue;
+      if (filter.status !== undefined && !filter.status.includes(r.status)) continue;
+      out.push({ ...r });
+    }
+    return out.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async appendEvent(event: SessionEvent): Promise<void> {
+    let list = this.events.get(event.sid);
+    if (!list) {
+      list = [];
+      this.events.set(event.sid, list);
+    }
+    list.push(event);
+    if (list.length > this.limits.eventsPerSession) list.shift();
+  }
+
+  async listEvents(sid: SessionId): Promise<SessionEvent[]> {
+    return [...(this.events.get(sid) ?? [])];
+  }
+
+  async archive(sid: SessionId, _epoch: Epoch, off: Offset, data: Uint8Array): Promise<void> {
+    let a = this.archives.get(sid);
+    if (!a) {
+      a = { chunks: [], start: off, head: off, bytes: 0 };
+      this.archives.set(sid, a);
+    }
+    if (off !== a.head) return; // duplicates from a retried write-behind flush
+    a.chunks.push({ off, data: Uint8Array.from(data) });
+    a.head += data.length;
+    a.bytes += data.length;
+    while (a.chunks.length > 1 && a.bytes - a.chunks[0]!.data.length >= this.limits.archiveBytes) {
+      a.bytes -= a.chunks.shift()!.data.length;
+      a.start = a.chunks[0]!.off;
+    }
+  }
+
+  async readArchive(sid: SessionId, from: Offset, maxBytes: number): Promise<LogChunk[]> {
+    const a = this.archives.get(sid);
+    if (!a) return [];
+    return sliceChunks(a.chunks, a.start, a.head, from, maxBytes).chunks;
+  }
+
+  isHealthy(): boolean {
+    return true;
+  }
+
+  private forgetOldEnded(): void {
+    const ended = [...this.sessions.values()].filter((r) => r.status === 'exited' || r.status === 'lost');
+    if (ended.length <= this.limits.maxEnded) return;
+    ended.sort((a, b) => a.lastActivity - b.lastActivity);
+    for (const r of ended.slice(0, ended.length - this.limits.maxEnded)) {
+      this.sessions.delete(r.sid);
+      this.events.delete(r.sid);
+      this.archives.delete(r.sid);
+    }
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,77 @@
+/**
+ * Store: durable records of sessions, their audit events and an archive of their output.
+ *
+ * Contract (test/contract/store.ts):
+ * - `createSession` fails with `conflict` if the sid exists.
+ * - `updateSession(sid, epoch, patch)` applies only when the stored epoch is <= `epoch`
+ *   (checked inside the database), stores `epoch`, and returns false when fenced or
+ *   missing. Fields not in the patch are unchanged.
+ * - `listSessions` filters by any given field, newest first.
+ * - `archive(sid, epoch, off, data)` keeps output beyond the Redis replay window
+ *   (write-behind: callers batch); `readArchive` returns chunks covering [from, …).
+ *
+ * Session status machine: starting → running → exited | lost; running → running with a
+ * new node and epoch on failover.
+ */
+import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
+import type { LossPolicy, ResizePolicy, SessionKind } from '../protocol/frames.js';
+import type { LogChunk } from '../log/log.js';
+
+export type SessionStatus = 'starting' | 'running' | 'exited' | 'lost';
+
+export interface SessionRecord {
+  sid: SessionId;
+  kind: SessionKind;
+  /** The principal that opened it. */
+  owner: string;
+  /** The node that runs it now (the lease holder when last written). */
+  node: NodeId;
+  epoch: Epoch;
+  status: SessionStatus;
+  cols: number;
+  rows: number;
+  policy: ResizePolicy;
+  onLoss: LossPolicy;
+  cmd: string | null;
+  args: string[];
+  cwd: string | null;
+  /** The session's own environment additions (never the server's). */
+  env: Record<string, string>;
+  name: string | null;
+  createdAt: number;
+  lastActivity: number;
+  clients: number;
+  exitCode: number | null;
+  exitSignal: string | null;
+  exitReason: string | null;
+}
+
+export type SessionPatch = Partial<Pick<SessionRecord,
+  'node' | 'status' | 'cols' | 'rows' | 'lastActivity' | 'clients' | 'exitCode' | 'exitSignal' | 'exitReason' | 'cwd'>>;
+
+export interface SessionFilter {
+  owner?: string;
+  node?: NodeId;
+  status?: SessionStatus[];
+}
+
+export interface SessionEvent {
+  sid: SessionId;
+  epoch: Epoch;
+  type: string;
+  detail: Record<string, unknown>;
+  at: number;
+}
+
+export interface Store {
+  createSession(record: SessionRecord): Promise<void>;
+  getSession(sid: SessionId): Promise<SessionRecord | null>;
+  updateSession(sid: SessionId, epoch: Epoch, patch: SessionPatch): Promise<boolean>;
+  listSessions(filter?: SessionFilter): Promise<SessionRecord[]>;
+  appendEvent(event: SessionEvent): Promise<void>;
+  listEvents(sid: SessionId): Promise<SessionEvent[]>;
+  archive(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void>;
+  readArchive(sid: SessionId, from: Offset, maxBytes: number): Promise<LogChunk[]>;
+  isHealthy(): boolean;
+  close(): Promise<void>;
+}
