@@ -37,8 +37,12 @@ export interface LogRead extends LogBounds {
 }
 
 export interface SessionLog {
-  /** Makes the log exist at head 0 (idempotent), so readers of a silent session see it. */
-  init(sid: SessionId): Promise<void>;
+  /**
+   * Makes the log exist with its head at `head` if it does not exist yet (idempotent),
+   * so readers of a silent session see it, and a new owner after a Redis restart
+   * continues at the offsets clients already have.
+   */
+  init(sid: SessionId, head?: Offset): Promise<void>;
   append(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void>;
   announce(sid: SessionId, epoch: Epoch, frame: Uint8Array): Promise<void>;
   /** At most `maxBytes` (rounded up to a whole chunk) from `from`. */

@@ -26,10 +26,10 @@ export class MemoryLog implements SessionLog {
     private readonly replayBytes: number,
   ) {}
 
-  private entry(sid: SessionId): Entry {
+  private entry(sid: SessionId, head = 0): Entry {
     let e = this.entries.get(sid);
     if (!e) {
-      e = { chunks: [], start: 0, head: 0, bytes: 0 };
+      e = { chunks: [], start: head, head, bytes: 0 };
       this.entries.set(sid, e);
     }
     return e;
@@ -40,8 +40,8 @@ export class MemoryLog implements SessionLog {
     if (!holder || holder.epoch !== epoch) throw new FencedError(sid, epoch);
   }
 
-  async init(sid: SessionId): Promise<void> {
-    this.entry(sid);
+  async init(sid: SessionId, head = 0): Promise<void> {
+    this.entry(sid, head);
   }
 
   async append(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void> {

@@ -1,0 +1,346 @@
+/**
+ * The host role: runs backends for the sessions this node owns, keeps their leases,
+ * and answers the control messages edges send them.
+ *
+ *   edge ──open──▶ host: acquire lease (epoch) → store record → backend → reply
+ *   edge ──in/resize/watch/kill (sessionControl)──▶ host ──▶ backend
+ *   host ──renew every ttl/3──▶ leases; a refused renewal fences the session at once
+ */
+import type { Bus, Unsubscribe } from '../bus/bus.js';
+import { nodeInbox, sessionControl } from '../bus/channels.js';
+import type { SessionLog } from '../log/log.js';
+import type { Leases } from '../lease/leases.js';
+import type { SessionRecord, Store } from '../store/store.js';
+import type { Limiter } from '../limit/limiter.js';
+import type { BackendExit, BackendFactory } from '../backend/backend.js';
+import type { OpenSpec } from '../protocol/frames.js';
+import { decodeMessage, encodeValue } from '../protocol/codec.js';
+import { SwitchboardError, toSwitchboardError } from '../errors/errors.js';
+import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
+import type { Logger } from '../util/log.js';
+import type { ControlMessage, InputAck, OpenRequest } from '../node/messages.js';
+import { replyError, type Rpc } from '../node/rpc.js';
+import { HostedSession } from './hosted-session.js';
+
+export interface HostOptions {
+  nodeId: NodeId;
+  leaseTtlMs: number;
+  capacity: number;
+  exitedRetentionMs: number;
+  agentLimitRate: number;
+}
+
+export interface HostDeps {
+  bus: Bus;
+  log: SessionLog;
+  leases: Leases;
+  store: Store;
+  limiter: Limiter;
+  backends: BackendFactory;
+  rpc: Rpc;
+  logger: Logger;
+  archive?: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
+}
+
+/** Shown in a restarted terminal so its user knows the shell is new. */
+export const RESTART_NOTICE = (node: NodeId): string =>
+  `\r\n\x1b[33m[switchboard: the node running this terminal was lost; a new shell was started on ${node}]\x1b[0m\r\n`;
+
+export class Host {
+  private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe; renewedAt: number }>();
+  private renewTimer: NodeJS.Timeout | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private activityTimer: NodeJS.Timeout | undefined;
+  private readonly dirtyActivity = new Set<SessionId>();
+  draining = false;
+
+  constructor(private readonly options: HostOptions, private readonly deps: HostDeps) {}
+
+  start(): void {
+    const renewEvery = Math.max(100, Math.floor(this.options.leaseTtlMs / 3));
+    this.renewTimer = setInterval(() => void this.renewAll(), renewEvery);
+    this.renewTimer.unref();
+    this.watchTimer = setInterval(() => {
+      const now = Date.now();
+      for (const { session } of this.sessions.values()) session.expireWatches(now);
+    }, 5_000);
+    this.watchTimer.unref();
+    this.activityTimer = setInterval(() => void this.flushActivity(), 2_000);
+    this.activityTimer.unref();
+  }
+
+  get count(): number {
+    return this.sessions.size;
+  }
+
+  get clientCount(): number {
+    let n = 0;
+    for (const { session } of this.sessions.values()) n += session.clients;
+    return n;
+  }
+
+  hosted(sid: SessionId): HostedSession | undefined {
+    return this.sessions.get(sid)?.session;
+  }
+
+  sessionIds(): SessionId[] {
+    return [...this.sessions.keys()];
+  }
+
+  /** Answers an edge's `open`: the session is created here or not at all. */
+  async handleOpen(request: OpenRequest): Promise<void> {
+    try {
+      const epoch = await this.open(request.sid, request.spec, request.owner);
+      await this.deps.rpc.reply(request.e, { t: 'reply', rid: request.rid, ok: true, node: this.options.nodeId, epoch });
+    } catch (err) {
+      await this.deps.rpc.reply(request.e, replyError(request.rid, toSwitchboardError(err))).catch(() => {});
+    }
+  }
+
+  async open(sid: SessionId, spec: OpenSpec, owner: string): Promise<Epoch> {
+    if (this.draining) throw new SwitchboardError('unavailable', 'this node is draining; open the session on another node', { temporary: true });
+    if (this.sessions.size >= this.options.capacity) {
+      throw new SwitchboardError('unavailable', `this node hosts its maximum of ${this.options.capacity} sessions`, { temporary: true });
+    }
+    const epoch = await this.deps.leases.acquire(sid, this.options.nodeId, this.options.leaseTtlMs);
+    if (epoch === null) throw new SwitchboardError('conflict', `session ${sid} exists already`);
+    const now = Date.now();
+    const record: SessionRecord = {
+      sid, kind: spec.kind, owner, node: this.options.nodeId, epoch, status: 'running',
+      cols: spec.cols, rows: spec.rows, policy: spec.policy, onLoss: spec.onLoss,
+      cmd: spec.cmd ?? null, args: spec.args ?? [], cwd: spec.cwd ?? null, env: spec.env ?? {}, name: spec.name ?? null,
+      createdAt: now, lastActivity: now, clients: 0, exitCode: null, exitSignal: null, exitReason: null,
+    };
+    try {
+      await this.deps.log.init(sid, 0);
+      const session = this.run(sid, spec, epoch, 0);
+      await this.deps.store.createSession({ ...record, cwd: record.cwd });
+      void this.event(sid, epoch, 'opened', { node: this.options.nodeId, kind: spec.kind });
+      session.lastActivity = now;
+    } catch (err) {
+      const entry = this.sessions.get(sid);
+      if (entry) {
+        entry.session.fence();
+      }
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+      throw err;
+    }
+    return epoch;
+  }
+
+  /** Starts the backend and wires it; the caller holds the lease at `epoch`. */
+  private run(sid: SessionId, spec: OpenSpec, epoch: Epoch, head: Offset): HostedSession {
+    const backend = this.deps.backends.create(spec, {
+      sid,
+      checkLimit: (key) => this.deps.limiter.take(`agent:${sid}:${key}`, { limit: this.options.agentLimitRate, windowMs: 60_000 }),
+    });
+    const session = new HostedSession(sid, spec, epoch, head, backend, {
+      log: this.deps.log,
+      logger: this.deps.logger,
+      ...(this.deps.archive ? { archive: this.deps.archive } : {}),
+      onExit: (s, exit) => void this.onExit(s, exit),
+      onFenced: (s) => this.forget(s, 'fenced'),
+      onActivity: (s) => this.dirtyActivity.add(s.sid),
+    });
+    const entry = { session, unsubscribe: () => {}, renewedAt: Date.now() };
+    this.sessions.set(sid, entry);
+    void this.deps.bus.subscribe(sessionControl(sid), (payload) => this.onControl(session, payload)).then((unsubscribe) => {
+      if (this.sessions.get(sid) === entry) entry.unsubscribe = unsubscribe;
+      else unsubscribe();
+    }, (err) => this.deps.logger.warn('control subscription failed', { sid, err: String(err) }));
+    return session;
+  }
+
+  private onControl(session: HostedSession, payload: Uint8Array): void {
+    let message: ControlMessage;
+    try {
+      message = decodeMessage(payload) as ControlMessage;
+    } catch {
+      return;
+    }
+    switch (message.t) {
+      case 'in': {
+        session.write(message.data);
+        if (message.n !== undefined) {
+          const ack: InputAck = { t: 'ack', sid: session.sid, c: message.c, n: message.n };
+          void this.deps.bus.publish(nodeInbox(message.e), encodeValue(ack)).catch(() => {});
+        }
+        break;
+      }
+      case 'resize': {
+        const size = session.requestResize(message.cols, message.rows, message.e, message.c);
+        if (size) void this.announceSize(session);
+        break;
+      }
+      case 'watch': {
+        if (session.watch(message)) void this.announceSize(session);
+        break;
+      }
+      case 'kill': {
+        session.backend.kill(message.signal);
+        void this.deps.rpc.reply(message.e, { t: 'reply', rid: message.rid, ok: true, node: this.options.nodeId }).catch(() => {});
+        break;
+      }
+    }
+  }
+
+  private async announceSize(session: HostedSession): Promise<void> {
+    const { cols, rows } = session.size;
+    await session.announce({ t: 'resized', sid: session.sid, cols, rows }).catch(() => {});
+    await this.deps.store.updateSession(session.sid, session.epoch, { cols, rows }).catch(() => {});
+  }
+
+  private async onExit(session: HostedSession, exit: BackendExit): Promise<void> {
+    const { sid, epoch } = session;
+    const frame: Record<string, unknown> = { t: 'exit', sid, code: exit.code };
+    if (exit.signal) frame.signal = exit.signal;
+    if (exit.reason) frame.reason = exit.reason;
+    try {
+      await this.deps.store.updateSession(sid, epoch, {
+        status: 'exited', exitCode: exit.code, exitSignal: exit.signal ?? null, exitReason: exit.reason ?? null,
+        lastActivity: Date.now(), clients: 0,
+      });
+      await session.announce(frame);
+      void this.event(sid, epoch, 'exited', { ...exit });
+      await this.deps.log.retire(sid, this.options.exitedRetentionMs);
+    } catch (err) {
+      this.deps.logger.warn('recording an exit failed', { sid, err: String(err) });
+    } finally {
+      this.forget(session, 'exited');
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+    }
+  }
+
+  private forget(session: HostedSession, why: string): void {
+    const entry = this.sessions.get(session.sid);
+    if (!entry || entry.session !== session) return;
+    this.sessions.delete(session.sid);
+    this.dirtyActivity.delete(session.sid);
+    entry.unsubscribe();
+    this.deps.logger.debug('session left this host', { sid: session.sid, why });
+  }
+
+  /** Renews every lease; a refusal, or no answer for a whole TTL, fences the session. */
+  private async renewAll(): Promise<void> {
+    const now = Date.now();
+    await Promise.all([...this.sessions.values()].map(async (entry) => {
+      const { session } = entry;
+      try {
+        const held = await this.deps.leases.renew(session.sid, this.options.nodeId, session.epoch, this.options.leaseTtlMs);
+        if (held) entry.renewedAt = Date.now();
+        else {
+          this.deps.logger.warn('lease lost; fencing session', { sid: session.sid, epoch: session.epoch });
+          session.fence();
+        }
+      } catch {
+        if (now - entry.renewedAt >= this.options.leaseTtlMs) {
+          this.deps.logger.warn('lease not renewed within its TTL; fencing session', { sid: session.sid });
+          session.fence();
+        }
+      }
+    }));
+  }
+
+  private async flushActivity(): Promise<void> {
+    const sids = [...this.dirtyActivity];
+    this.dirtyActivity.clear();
+    await Promise.all(sids.map((sid) => {
+      const s = this.hosted(sid);
+      if (!s) return undefined;
+      return this.deps.store.updateSession(sid, s.epoch, { lastActivity: s.lastActivity, clients: s.clients }).catch(() => {});
+    }));
+  }
+
+  /**
+   * Takes over a session whose owner is gone (the lease is free). Echo and agent
+   * sessions continue at the same offsets; a pty follows its onLoss policy.
+   */
+  async takeover(record: SessionRecord): Promise<boolean> {
+    if (this.sessions.has(record.sid) || this.draining) return false;
+    const epoch = await this.deps.leases.acquire(record.sid, this.options.nodeId, this.options.leaseTtlMs);
+    if (epoch === null) return false;
+    const { sid } = record;
+    const spec: OpenSpec = {
+      kind: record.kind, cols: record.cols, rows: record.rows, policy: record.policy, onLoss: record.onLoss,
+      ...(record.cmd !== null ? { cmd: record.cmd } : {}), args: record.args,
+      ...(record.cwd !== null ? { cwd: record.cwd } : {}), env: record.env,
+      ...(record.name !== null ? { name: record.name } : {}),
+    };
+    try {
+      const bounds = await this.deps.log.bounds(sid);
+      const head = bounds?.head ?? 0;
+      await this.deps.log.init(sid, head);
+      if (!(await this.deps.store.updateSession(sid, epoch, { node: this.options.nodeId, status: 'running' }))) {
+        await this.deps.leases.release(sid, this.options.nodeId, epoch);
+        return false;
+      }
+      if (record.kind === 'pty' && record.onLoss === 'lost') {
+        await this.markLost(record, epoch);
+        return true;
+      }
+      const session = this.run(sid, spec, epoch, head);
+      await session.announce({ t: 'owner', sid, node: this.options.nodeId, epoch });
+      void this.event(sid, epoch, 'takeover', { node: this.options.nodeId, from: record.node, head });
+      if (record.kind === 'pty') {
+        // The notice goes through the log like any output so every client sees it once.
+        session.emit(Buffer.from(RESTART_NOTICE(this.options.nodeId)));
+      }
+      this.deps.logger.info('took over session', { sid, epoch, head, kind: record.kind, from: record.node });
+      return true;
+    } catch (err) {
+      this.deps.logger.warn('takeover failed', { sid, err: String(err) });
+      const entry = this.sessions.get(sid);
+      entry?.session.fence();
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+      return false;
+    }
+  }
+
+  private async markLost(record: SessionRecord, epoch: Epoch): Promise<void> {
+    const reason = `the node running this terminal (${record.node}) was lost`;
+    await this.deps.store.updateSession(record.sid, epoch, {
+      status: 'lost', exitCode: 137, exitSignal: 'SIGKILL', exitReason: reason, clients: 0,
+    });
+    await this.deps.log.announce(record.sid, epoch, encodeValue({ t: 'exit', sid: record.sid, code: 137, signal: 'SIGKILL', reason }));
+    await this.deps.log.retire(record.sid, this.options.exitedRetentionMs);
+    void this.event(record.sid, epoch, 'lost', { node: record.node });
+    await this.deps.leases.release(record.sid, this.options.nodeId, epoch);
+  }
+
+  private async event(sid: SessionId, epoch: Epoch, type: string, detail: Record<string, unknown>): Promise<void> {
+    await this.deps.store.appendEvent({ sid, epoch, type, detail, at: Date.now() }).catch(() => {});
+  }
+
+  /**
+   * Hands sessions back without ending them (drain): echo and agent sessions are
+   * released for another node to take over; terminals are ended.
+   */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map(async ({ session }) => {
+      if (session.spec.kind === 'pty') {
+        session.backend.kill('SIGHUP');
+        return;
+      }
+      session.fence();
+      await this.deps.leases.release(session.sid, this.options.nodeId, session.epoch).catch(() => {});
+    }));
+  }
+
+  /** Ends every session (shutdown): terminals get SIGHUP, then SIGKILL after `graceMs`. */
+  async stopAll(graceMs: number): Promise<void> {
+    const running = [...this.sessions.values()].map((e) => e.session);
+    for (const s of running) s.backend.kill('SIGHUP');
+    const deadline = Date.now() + graceMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const { session } of this.sessions.values()) session.backend.kill('SIGKILL');
+  }
+
+  close(): void {
+    clearInterval(this.renewTimer);
+    clearInterval(this.watchTimer);
+    clearInterval(this.activityTimer);
+    for (const { session } of [...this.sessions.values()]) session.fence();
+  }
+}

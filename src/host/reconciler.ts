@@ -1,0 +1,72 @@
+/**
+ * The orphan reaper, on every host node: finds sessions the store says are running
+ * whose owner is gone (its lease is free), and takes them over.
+ *
+ *   node A dies ─▶ its leases expire ─▶ reaper on B sees node A missing from the
+ *   registry and the lease free ─▶ B acquires (epoch+1) ─▶ owner frame / restart / lost
+ *
+ * It also adopts what this node owned before a restart (same SWITCHBOARD_NODE_ID,
+ * ADR-0010 of seed 000): those processes are gone, so they are handled like orphans.
+ */
+import type { Leases } from '../lease/leases.js';
+import type { Registry } from '../registry/registry.js';
+import type { Store } from '../store/store.js';
+import type { NodeId } from '../util/ids.js';
+import type { Logger } from '../util/log.js';
+import type { Host } from './host.js';
+
+const MAX_PER_PASS = 500;
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  passes = 0;
+
+  constructor(
+    private readonly self: NodeId,
+    private readonly intervalMs: number,
+    private readonly deps: { host: Host; store: Store; leases: Leases; registry: Registry; logger: Logger },
+  ) {}
+
+  start(): void {
+    const tick = (): void => {
+      this.timer = setTimeout(() => {
+        void this.pass().finally(tick);
+      }, this.intervalMs * (0.75 + Math.random() * 0.5));
+      this.timer.unref();
+    };
+    void this.pass().finally(tick);
+  }
+
+  /** One look for orphans; returns how many were taken over. */
+  async pass(): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    let taken = 0;
+    try {
+      const { host, store, leases, registry } = this.deps;
+      if (host.draining) return 0;
+      const live = new Set((await registry.list()).map((n) => n.id));
+      live.delete(this.self); // our own records without a local session are from a previous life
+      const running = await store.listSessions({ status: ['running', 'starting'] });
+      const orphans = running.filter((r) => !live.has(r.node) && !host.hosted(r.sid)).slice(0, MAX_PER_PASS);
+      for (const record of orphans) {
+        const holder = await leases.current(record.sid);
+        if (holder && holder.node === this.self && !host.hosted(record.sid)) {
+          await leases.release(record.sid, this.self, holder.epoch);
+        } else if (holder) continue;
+        if (await host.takeover(record)) taken++;
+      }
+    } catch (err) {
+      this.deps.logger.warn('reconcile pass failed', { err: String(err) });
+    } finally {
+      this.running = false;
+      this.passes++;
+    }
+    return taken;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Messages nodes send each other over the Bus (never seen by clients). MessagePack
+ * maps like the wire frames, with a `t` discriminant.
+ *
+ *   edge ──sessionControl(sid)──▶ owner host      in · resize · watch · kill
+ *   edge ──nodeInbox(host)──────▶ host            open
+ *   host ──nodeInbox(edge)──────▶ edge            ack (input counter) · reply
+ *   host ──sessionEvents(sid)───▶ every edge      out · resized · owner · exit (client frames)
+ */
+import type { OpenSpec } from '../protocol/frames.js';
+import type { ClientId, Epoch, NodeId, SessionId } from '../util/ids.js';
+import type { WireErrorCode } from '../errors/errors.js';
+
+export interface InputCommand { t: 'in'; data: Uint8Array; n?: number; c: ClientId; e: NodeId }
+export interface ResizeCommand { t: 'resize'; cols: number; rows: number; c: ClientId; e: NodeId }
+/**
+ * An edge's view of one session, sent when it changes and refreshed periodically; the
+ * host forgets an edge whose watch was not refreshed within WATCH_TTL_MS.
+ */
+export interface WatchCommand {
+  t: 'watch';
+  e: NodeId;
+  writers: number;
+  viewers: number;
+  /** [client, cols, rows] for each local writer that sent a size. */
+  sizes: Array<[ClientId, number, number]>;
+  /** True when one of this edge's writers is above the high watermark. */
+  paused: boolean;
+}
+export interface KillCommand { t: 'kill'; signal: string; rid: number; e: NodeId }
+export type ControlMessage = InputCommand | ResizeCommand | WatchCommand | KillCommand;
+
+export interface OpenRequest { t: 'open'; rid: number; e: NodeId; sid: SessionId; spec: OpenSpec; owner: string }
+export interface InputAck { t: 'ack'; sid: SessionId; c: ClientId; n: number }
+export interface Reply {
+  t: 'reply';
+  rid: number;
+  ok: boolean;
+  node?: NodeId;
+  epoch?: Epoch;
+  code?: WireErrorCode;
+  msg?: string;
+}
+export type InboxMessage = OpenRequest | InputAck | Reply;
+
+export const WATCH_REFRESH_MS = 10_000;
+export const WATCH_TTL_MS = 35_000;

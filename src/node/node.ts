@@ -1,0 +1,219 @@
+/**
+ * A Switchboard node: owns the lifecycle of its parts. `start()` once; `drain()` hands
+ * clients and sessions to other nodes; `shutdown(deadlineMs)` is idempotent.
+ *
+ * State: created → starting → serving → draining → stopped.
+ */
+import { cpus } from 'node:os';
+import type { Config } from '../config/config.js';
+import { nodeInbox } from '../bus/channels.js';
+import { decodeMessage, encodeValue } from '../protocol/codec.js';
+import type { Unsubscribe } from '../bus/bus.js';
+import type { BackendFactory } from '../backend/backend.js';
+import { defaultBackends } from '../backend/factory.js';
+import { Edge } from '../edge/edge.js';
+import { Server } from '../edge/server.js';
+import { Host } from '../host/host.js';
+import { Reconciler } from '../host/reconciler.js';
+import type { NodeInfo } from '../registry/registry.js';
+import type { NodeId } from '../util/ids.js';
+import type { Logger } from '../util/log.js';
+import type { InboxMessage } from './messages.js';
+import { Metrics } from './metrics.js';
+import { Rpc } from './rpc.js';
+import type { Seams } from './wiring.js';
+
+const HEARTBEAT_MS = 1_000;
+const HEARTBEAT_TTL_MS = 3_500;
+const RECONCILE_MS = 1_000;
+const BYE_BATCH = 200;
+const BYE_PAUSE_MS = 50;
+const BYE_RETRY_MS = 250;
+
+export type NodeState = 'created' | 'starting' | 'serving' | 'draining' | 'stopped';
+
+export class SwitchboardNode {
+  state: NodeState = 'created';
+  readonly metrics = new Metrics();
+  readonly rpc: Rpc;
+  readonly edge: Edge | undefined;
+  readonly host: Host | undefined;
+  readonly server: Server;
+  private readonly reconciler: Reconciler | undefined;
+  private inboxUnsubscribe: Unsubscribe | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt = Date.now();
+  private cpuMark = { usage: process.cpuUsage(), at: process.hrtime.bigint() };
+  private stopping: Promise<void> | undefined;
+
+  constructor(readonly config: Config, readonly seams: Seams, private readonly logger: Logger, backends: BackendFactory = defaultBackends) {
+    this.rpc = new Rpc(seams.bus, config.nodeId);
+    const isEdge = config.role !== 'host';
+    const isHost = config.role !== 'edge';
+    // An edge-only node still needs an Edge object for the HTTP API; it simply gets no
+    // WebSocket clients routed to host work.
+    this.edge = new Edge({
+      nodeId: config.nodeId,
+      highWatermark: config.highWatermark,
+      lowWatermark: config.lowWatermark,
+      lagLimit: Math.max(config.replayBytes, config.highWatermark * 2),
+      frameRate: config.frameRate,
+    }, { bus: seams.bus, log: seams.log, store: seams.store, registry: seams.registry, rpc: this.rpc, logger: logger.child('edge'), metrics: this.metrics });
+    if (isHost) {
+      this.host = new Host({
+        nodeId: config.nodeId,
+        leaseTtlMs: config.leaseTtlMs,
+        capacity: config.capacity,
+        exitedRetentionMs: config.exitedRetentionMs,
+        agentLimitRate: config.agentLimitRate,
+      }, {
+        bus: seams.bus, log: seams.log, leases: seams.leases, store: seams.store, limiter: seams.limiter,
+        backends, rpc: this.rpc, logger: logger.child('host'),
+        ...(seams.archive ? { archive: seams.archive } : {}),
+      });
+      this.reconciler = new Reconciler(config.nodeId, RECONCILE_MS, {
+        host: this.host, store: seams.store, leases: seams.leases, registry: seams.registry, logger: logger.child('reconcile'),
+      });
+      this.metrics.register('switchboard_host_sessions', 'Sessions this node runs', 'gauge', () => this.host!.count);
+    }
+    void isEdge;
+    this.server = new Server({
+      host: config.host,
+      port: config.port,
+      nodeId: config.nodeId,
+      token: config.token,
+      authRequired: config.auth === 'token',
+      origins: config.origins,
+      maxFrame: config.maxFrame,
+      connectRate: config.connectRate,
+      maxBackpressure: Math.max(config.replayBytes, config.highWatermark * 2) * 4,
+    }, {
+      edge: this.edge, store: seams.store, registry: seams.registry, limiter: seams.limiter, metrics: this.metrics,
+      logger: logger.child('http'), ready: () => this.readiness(), drain: (id) => this.requestDrain(id),
+    });
+  }
+
+  async start(): Promise<number> {
+    this.state = 'starting';
+    this.inboxUnsubscribe = await this.seams.bus.subscribe(nodeInbox(this.config.nodeId), (payload) => this.onInbox(payload));
+    this.edge?.start();
+    this.host?.start();
+    const port = await this.server.listen();
+    this.address = `${this.config.host}:${port}`;
+    await this.heartbeat();
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+    this.heartbeatTimer.unref();
+    this.reconciler?.start();
+    this.state = 'serving';
+    this.logger.info('serving', { node: this.config.nodeId, port, role: this.config.role });
+    return port;
+  }
+
+  private address = '';
+
+  private onInbox(payload: Uint8Array): void {
+    let message: InboxMessage | { t: 'drain' };
+    try {
+      message = decodeMessage(payload) as InboxMessage | { t: 'drain' };
+    } catch {
+      return;
+    }
+    switch (message.t) {
+      case 'open':
+        if (this.host) void this.host.handleOpen(message);
+        break;
+      case 'ack':
+        this.edge?.inputAck(message.c, message.sid, message.n);
+        break;
+      case 'reply':
+        this.rpc.settle(message);
+        break;
+      case 'drain':
+        void this.drain();
+        break;
+    }
+  }
+
+  readiness(): { ok: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    if (this.state !== 'serving') reasons.push(`node is ${this.state}`);
+    if (!this.seams.bus.isHealthy()) reasons.push('message bus unreachable');
+    if (!this.seams.store.isHealthy()) reasons.push('session store unreachable');
+    reasons.push(...this.seams.health());
+    return { ok: reasons.length === 0, reasons };
+  }
+
+  private async heartbeat(): Promise<void> {
+    const now = process.hrtime.bigint();
+    const usage = process.cpuUsage(this.cpuMark.usage);
+    const elapsedUs = Number(now - this.cpuMark.at) / 1000;
+    this.cpuMark = { usage: process.cpuUsage(), at: now };
+    const info: NodeInfo = {
+      id: this.config.nodeId,
+      role: this.config.role,
+      addr: this.address,
+      sessions: this.host?.count ?? 0,
+      clients: this.edge?.clients.size ?? 0,
+      capacity: this.config.capacity,
+      draining: this.state === 'draining',
+      startedAt: this.startedAt,
+      lastSeen: Date.now(),
+      rss: process.memoryUsage.rss(),
+      cpu: elapsedUs > 0 ? Math.round(((usage.user + usage.system) / elapsedUs / Math.max(1, cpus().length)) * 1000) / 1000 : 0,
+    };
+    await this.seams.registry.heartbeat(info, HEARTBEAT_TTL_MS).catch((err) => {
+      this.logger.warn('heartbeat failed', { err: String(err) });
+    });
+  }
+
+  private async requestDrain(id: NodeId): Promise<void> {
+    if (id === this.config.nodeId) {
+      void this.drain();
+      return;
+    }
+    await this.seams.bus.publish(nodeInbox(id), encodeValue({ t: 'drain' }));
+  }
+
+  /**
+   * Drain: no new sessions here, clients told `bye` in paced jittered batches, sessions
+   * handed over (echo, agent) or ended (pty), then the node stops, within the deadline.
+   */
+  async drain(): Promise<void> {
+    if (this.state !== 'serving') return this.stopping ?? Promise.resolve();
+    this.state = 'draining';
+    this.logger.info('draining', { deadlineMs: this.config.drainDeadlineMs });
+    if (this.host) this.host.draining = true;
+    await this.heartbeat();
+    this.server.stopListening();
+    await this.edge?.sayBye(BYE_RETRY_MS, BYE_BATCH, BYE_PAUSE_MS);
+    await this.host?.releaseAll();
+    const deadline = Date.now() + this.config.drainDeadlineMs;
+    while ((this.host?.count ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await this.shutdown(Math.max(0, deadline - Date.now()));
+    this.onStopped?.();
+  }
+
+  /** Called after a drain finished (the CLI exits then). */
+  onStopped: (() => void) | undefined;
+
+  shutdown(graceMs = 2_000): Promise<void> {
+    this.stopping ??= this.stop(graceMs);
+    return this.stopping;
+  }
+
+  private async stop(graceMs: number): Promise<void> {
+    this.state = 'stopped';
+    clearInterval(this.heartbeatTimer);
+    this.reconciler?.stop();
+    this.server.stopListening();
+    await this.host?.stopAll(Math.min(graceMs, 2_000));
+    this.server.closeAll();
+    this.host?.close();
+    this.edge?.close();
+    this.inboxUnsubscribe?.();
+    this.rpc.close();
+    await this.seams.registry.remove(this.config.nodeId).catch(() => {});
+    await this.seams.close();
+    this.server.close();
+  }
+}

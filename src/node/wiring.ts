@@ -1,0 +1,55 @@
+/**
+ * The one place that picks implementations from config, and the only importer of the
+ * Redis and PostgreSQL clients. Everything else gets the seams it needs.
+ */
+import type { Config } from '../config/config.js';
+import type { Bus } from '../bus/bus.js';
+import type { SessionLog } from '../log/log.js';
+import type { Leases } from '../lease/leases.js';
+import type { Registry } from '../registry/registry.js';
+import type { Store } from '../store/store.js';
+import type { Limiter } from '../limit/limiter.js';
+import type { Epoch, Offset, SessionId } from '../util/ids.js';
+import type { Logger } from '../util/log.js';
+import { MemoryBus } from '../bus/memory-bus.js';
+import { MemoryLog } from '../log/memory-log.js';
+import { MemoryLeases } from '../lease/memory-leases.js';
+import { MemoryRegistry } from '../registry/memory-registry.js';
+import { MemoryStore } from '../store/memory-store.js';
+import { MemoryLimiter } from '../limit/memory-limiter.js';
+
+export interface Seams {
+  bus: Bus;
+  log: SessionLog;
+  leases: Leases;
+  registry: Registry;
+  store: Store;
+  limiter: Limiter;
+  /** Write-behind output archive (PostgreSQL), when there is one. */
+  archive?: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
+  /** Extra readiness checks and metrics of the chosen implementations. */
+  health(): string[];
+  close(): Promise<void>;
+}
+
+export function memorySeams(config: Pick<Config, 'replayBytes'>): Seams {
+  const bus = new MemoryBus();
+  const leases = new MemoryLeases();
+  const log = new MemoryLog(bus, leases, config.replayBytes);
+  const store = new MemoryStore();
+  const registry = new MemoryRegistry();
+  const limiter = new MemoryLimiter();
+  return {
+    bus, log, leases, registry, store, limiter,
+    health: () => [],
+    close: async () => {
+      await Promise.all([bus.close(), log.close(), leases.close(), registry.close(), store.close(), limiter.close()]);
+    },
+  };
+}
+
+export async function createSeams(config: Config, logger: Logger): Promise<Seams> {
+  if (config.redisUrls.length === 0 && config.databaseUrl === undefined) return memorySeams(config);
+  const { distributedSeams } = await import('./wiring-distributed.js');
+  return distributedSeams(config, logger);
+}
