@@ -21,6 +21,7 @@ import type { Edge } from './edge.js';
 import { Reply, readBody, requestInfo, status, type RequestInfo } from './http.js';
 
 const MAX_BODY = 64 * 1024;
+const OVERSIZE_GRACE = 16;
 
 export interface ServerOptions {
   host: string;
@@ -86,7 +87,10 @@ export class Server {
   private routes(): void {
     const { edge, metrics, logger } = this.deps;
     this.app.ws<SocketData>('/v1/ws', {
-      maxPayloadLength: this.options.maxFrame,
+      // uWS drops an over-long message with no close frame (1006). We let up to 16x the
+      // limit through so a merely oversized frame gets a proper 1009; beyond that uWS's
+      // abrupt close protects memory.
+      maxPayloadLength: this.options.maxFrame * OVERSIZE_GRACE,
       maxBackpressure: this.options.maxBackpressure,
       closeOnBackpressureLimit: 0,
       idleTimeout: 120,
@@ -130,6 +134,10 @@ export class Server {
       },
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData().conn!;
+        if (message.byteLength > this.options.maxFrame) {
+          ws.end(CLOSE.tooLarge.code, `frame over ${this.options.maxFrame} bytes`);
+          return;
+        }
         // uWS frees `message` when this returns; the edge copies what it keeps.
         if (!isBinary) edge.onText(conn);
         else edge.onMessage(conn, new Uint8Array(message));
