@@ -1,0 +1,40 @@
+import type { Pool } from 'pg';
+import type { Logger } from '../util/log.js';
+import type { Store } from '../store/store.js';
+import type { Epoch, Offset, SessionId } from '../util/ids.js';
+import { PostgresStore } from '../store/postgres-store.js';
+import { ArchiveWriter } from '../store/archive-writer.js';
+import { migrate } from '../store/migrate.js';
+
+/** PostgreSQL store, migrated, with its write-behind output archive. */
+export async function postgresStore(pool: Pool, logger: Logger): Promise<{
+  store: Store;
+  archive: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
+  close: () => Promise<void>;
+}> {
+  let applied: string[];
+  try {
+    applied = await migrate(pool);
+  } catch (err) {
+    throw new Error(`cannot prepare the PostgreSQL schema: ${(err as Error).message}`, { cause: err });
+  }
+  if (applied.length > 0) logger.info('migrations applied', { versions: applied });
+  const store = new PostgresStore(pool);
+  let warned = 0;
+  const writer = new ArchiveWriter(store, {
+    onError: (err) => {
+      // One line per burst of failures, not one per flush.
+      if (Date.now() - warned > 10_000) logger.warn('output archive write failed; retrying', { err: String(err) });
+      warned = Date.now();
+    },
+  });
+  return {
+    store,
+    archive: (sid, epoch, off, data) => writer.push(sid, epoch, off, data),
+    close: async () => {
+      await writer.close();
+      await store.close();
+      await pool.end();
+    },
+  };
+}
