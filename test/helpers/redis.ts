@@ -85,6 +85,9 @@ function spawnServer(port: number, dir: string, extra: string[] = []): ChildProc
 
 async function killChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
+  // Children are unref'ed so a running server never keeps tap's root test from ending;
+  // while we wait for this one to exit, it must hold the event loop.
+  child.ref();
   const exited = once(child, 'exit');
   child.kill(signal);
   await exited;
