@@ -290,16 +290,31 @@ export class Edge {
     // No `from`: a screen snapshot for terminals, the retained window otherwise.
     const start = bounds?.start ?? 0;
     if (record.kind === 'pty' && head > 0) {
-      const window = await this.deps.log.read(frame.sid, start, Number.MAX_SAFE_INTEGER);
-      const last = window.chunks.at(-1);
+      const chunks = await this.readWindow(frame.sid, start, head);
+      const last = chunks.at(-1);
       const snapHead = last ? last.off + last.data.length : head;
-      const snapshot = await screenSnapshot(window.chunks, record.cols, record.rows);
+      const snapshot = await screenSnapshot(chunks, record.cols, record.rows);
       if (client.closed) return;
       this.send(client, { t: 'out', sid: frame.sid, off: snapHead, data: snapshot, snap: true });
       this.startAttachment(client, frame.sid, frame.role, snapHead, ended ? record : undefined);
     } else {
       this.startAttachment(client, frame.sid, frame.role, start, ended ? record : undefined);
     }
+  }
+
+  /** Every kept chunk from `from` to `head`, page by page (a log read is bounded). */
+  private async readWindow(sid: SessionId, from: Offset, head: Offset): Promise<Array<{ off: Offset; data: Uint8Array }>> {
+    const chunks: Array<{ off: Offset; data: Uint8Array }> = [];
+    let cursor = from;
+    while (cursor < head) {
+      const page = await this.deps.log.read(sid, cursor, REPLAY_STEP_BYTES);
+      if (page.gap) cursor = page.gap.to;
+      if (page.chunks.length === 0) break;
+      for (const c of page.chunks) chunks.push(c);
+      const last = page.chunks[page.chunks.length - 1]!;
+      cursor = last.off + last.data.length;
+    }
+    return chunks;
   }
 
   private async record(sid: SessionId): Promise<SessionRecord> {

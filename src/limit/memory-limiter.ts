@@ -3,6 +3,8 @@ import type { LimitDecision, LimitRule, Limiter } from './limiter.js';
 interface Bucket {
   tokens: number;
   at: number;
+  /** The bucket's own window: it is full again (and forgettable) one window after use. */
+  windowMs: number;
 }
 
 /** Local token buckets: the embedded default and the fallback while Redis is away. */
@@ -19,11 +21,12 @@ export class MemoryLimiter implements Limiter {
   takeNow(key: string, rule: LimitRule, cost = 1): LimitDecision {
     const now = this.now();
     const rate = rule.limit / rule.windowMs; // tokens per ms
-    const b = this.buckets.get(key) ?? { tokens: rule.limit, at: now };
+    const b = this.buckets.get(key) ?? { tokens: rule.limit, at: now, windowMs: rule.windowMs };
     b.tokens = Math.min(rule.limit, b.tokens + (now - b.at) * rate);
     b.at = now;
+    b.windowMs = rule.windowMs;
     this.buckets.set(key, b);
-    if (this.buckets.size > this.maxKeys || now - this.sweepAt > 60_000) this.sweep(now, rule);
+    if (this.buckets.size > this.maxKeys || now - this.sweepAt > 60_000) this.sweep(now);
     if (b.tokens >= cost) {
       b.tokens -= cost;
       return { ok: true, remaining: Math.floor(b.tokens), retryMs: 0 };
@@ -32,10 +35,10 @@ export class MemoryLimiter implements Limiter {
   }
 
   /** Full buckets carry no information: drop them to keep memory bounded. */
-  private sweep(now: number, rule: LimitRule): void {
+  private sweep(now: number): void {
     this.sweepAt = now;
     for (const [key, b] of this.buckets) {
-      if (now - b.at >= rule.windowMs) this.buckets.delete(key);
+      if (now - b.at >= b.windowMs) this.buckets.delete(key);
     }
   }
 
