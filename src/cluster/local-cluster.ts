@@ -1,0 +1,307 @@
+/**
+ * A whole cluster on loopback for development and the bench: a private redis-server, an
+ * optional private PostgreSQL, N node processes (`node dist/cli/main.js serve`) and an
+ * optional HAProxy in front (round-robin, no stickiness). Everything lives in one temp
+ * dir and on free ports: the machine's shared Redis (6379) and PostgreSQL (5432) are
+ * never touched.
+ *
+ *   client ──▶ HAProxy :H ──rr──▶ node-1 :P1 ─┐
+ *                          └────▶ node-2 :P2 ─┼──▶ redis :R, postgres :Q
+ *                                   …         ┘
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile, chown, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { freePort, until, rawCommand, httpStatus, hasExited, stopChild } from './processes.js';
+
+const run = promisify(execFile);
+
+/** Two levels up from both src/cluster/*.ts (tsx) and dist/cluster/*.js: the repo root. */
+export const MAIN_JS = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
+const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+const HAPROXY = process.env.HAPROXY ?? '/usr/sbin/haproxy';
+const READY_DEADLINE_MS = 30_000;
+
+export type ClusterRole = 'edge' | 'host' | 'both';
+
+export interface LocalClusterOptions {
+  nodes: number;
+  /** Role of each node, by index; missing entries are `both`. */
+  roles?: ClusterRole[];
+  redis: boolean;
+  postgres: boolean;
+  haproxy: boolean;
+  /** Extra environment for every node (SWITCHBOARD_* settings). */
+  env?: Record<string, string>;
+  /** Extra `serve` flags for every node. */
+  flags?: string[];
+  /** Shared admin token; random when absent. */
+  token?: string;
+  /** Node ids are `${prefix}-${i + 1}`. */
+  idPrefix?: string;
+  /** Called with every line a node writes to stderr (JSON logs), for debugging. */
+  onLog?: (nodeId: string, line: string) => void;
+}
+
+export interface ClusterNode {
+  id: string;
+  role: ClusterRole;
+  port: number;
+  /** http://127.0.0.1:port */
+  http: string;
+  /** ws://127.0.0.1:port/v1/ws */
+  ws: string;
+  pid: number;
+  proc: ChildProcess;
+  /** The last stderr lines, for error messages. */
+  logs: string[];
+}
+
+export interface LocalCluster {
+  token: string;
+  dir: string;
+  nodes: ClusterNode[];
+  redisUrl?: string;
+  redisPid?: number;
+  databaseUrl?: string;
+  /** http://127.0.0.1:port of HAProxy, when started. */
+  haproxyUrl?: string;
+  /** The URL clients should use: HAProxy's when there is one, else the first node's. */
+  url: string;
+  /** Sends a signal (default SIGKILL) to one node and waits for it to exit. */
+  kill(nodeIndex: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Stops every process and removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+// Children still running when this process exits (a crash, Ctrl-C) die with it.
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) if (!hasExited(child)) child.kill('SIGKILL');
+});
+
+function track(child: ChildProcess): ChildProcess {
+  live.add(child);
+  child.on('exit', () => live.delete(child));
+  return child;
+}
+
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
+async function startRedis(dir: string): Promise<{ url: string; pid: number } & Stoppable> {
+  const port = await freePort();
+  const child = track(spawn(REDIS_SERVER, [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir, '--maxclients', '10000', '--protected-mode', 'no',
+  ], { stdio: 'ignore' }));
+  await until(async () => {
+    if (hasExited(child)) throw new Error(`redis-server exited with ${child.exitCode}`);
+    return (await rawCommand(port, 'PING')) === '+PONG\r\n';
+  }, `redis-server on port ${port}`);
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid!, stop: () => stopChild(child) };
+}
+
+/**
+ * PostgreSQL refuses to run as root: initdb and pg_ctl run as the `postgres` user on a
+ * directory it owns (when we are root; as any other user, as ourselves).
+ */
+async function startPostgres(dir: string): Promise<{ url: string } & Stoppable> {
+  const port = await freePort();
+  const pgDir = join(dir, 'pg');
+  const data = join(pgDir, 'data');
+  const asRoot = process.getuid?.() === 0;
+  const cmd = async (bin: string, args: string[]): Promise<void> => {
+    const file = join(PG_BIN, bin);
+    if (asRoot) await run('runuser', ['-u', 'postgres', '--', file, ...args], { cwd: '/' });
+    else await run(file, args, { cwd: '/' });
+  };
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(pgDir);
+  if (asRoot) {
+    // The temp dir itself is 0700 root: let postgres traverse it.
+    await chmod(dir, 0o755);
+    const { uid, gid } = await postgresIds();
+    await chown(pgDir, uid, gid);
+  }
+  await cmd('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
+  const opts = `-p ${port} -k ${pgDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  await cmd('pg_ctl', ['-D', data, '-o', opts, '-l', join(pgDir, 'log'), '-w', '-t', '30', 'start']);
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      await cmd('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
+    },
+  };
+}
+
+async function postgresIds(): Promise<{ uid: number; gid: number }> {
+  const [{ stdout: uid }, { stdout: gid }] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
+  return { uid: Number(uid.trim()), gid: Number(gid.trim()) };
+}
+
+/**
+ * Round-robin with no stickiness; WebSocket tunnels stay open for an hour of silence.
+ * `/readyz` health checks take a draining or dead node out of the rotation.
+ */
+export function haproxyConfig(port: number, nodes: Array<{ id: string; port: number }>): string {
+  return `global
+  maxconn 9000
+  log stdout format raw local0 emerg
+
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+  timeout tunnel 1h
+  timeout http-request 10s
+  timeout client-fin 5s
+
+frontend switchboard
+  bind 127.0.0.1:${port}
+  default_backend nodes
+
+backend nodes
+  balance roundrobin
+  option httpchk
+  # uWS answers nothing to a request without a Host header (HAProxy's default HTTP/1.0
+  # check), so the check speaks HTTP/1.1 with one.
+  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost
+  http-check expect status 200
+${nodes.map((n) => `  server ${n.id} 127.0.0.1:${n.port} check inter 1s fall 2 rise 1`).join('\n')}
+`;
+}
+
+async function startHaproxy(dir: string, nodes: ClusterNode[]): Promise<{ url: string } & Stoppable> {
+  const port = await freePort();
+  const file = join(dir, 'haproxy.cfg');
+  await writeFile(file, haproxyConfig(port, nodes));
+  let stderr = '';
+  const child = track(spawn(HAPROXY, ['-f', file, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await until(async () => {
+    if (hasExited(child)) throw new Error(`haproxy exited: ${stderr}`);
+    return (await httpStatus(`${url}/readyz`)) === 200;
+  }, `haproxy on port ${port}`);
+  return { url, stop: () => stopChild(child) };
+}
+
+export interface SpawnNodeOptions {
+  id: string;
+  role: ClusterRole;
+  token: string;
+  env?: Record<string, string>;
+  flags?: string[];
+  port?: number;
+  onLog?: (nodeId: string, line: string) => void;
+}
+
+/** Starts one `switchboard serve` process and waits until `/readyz` answers 200. */
+export async function spawnNode(options: SpawnNodeOptions): Promise<ClusterNode> {
+  const port = options.port ?? await freePort();
+  const proc = track(spawn(process.execPath, [
+    MAIN_JS, 'serve', '--port', String(port), '--node-id', options.id, '--role', options.role, ...(options.flags ?? []),
+  ], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      SWITCHBOARD_TOKEN: options.token,
+      SWITCHBOARD_LOG_LEVEL: 'warn',
+      ...options.env,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  }));
+  const logs: string[] = [];
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    for (const line of d.split('\n').filter(Boolean)) {
+      logs.push(line);
+      if (logs.length > 50) logs.shift();
+      options.onLog?.(options.id, line);
+    }
+  });
+  const http = `http://127.0.0.1:${port}`;
+  try {
+    await until(async () => {
+      if (hasExited(proc)) throw new Error(`exited with ${proc.exitCode ?? proc.signalCode}`);
+      return (await httpStatus(`${http}/readyz`)) === 200;
+    }, `node ${options.id} /readyz`, READY_DEADLINE_MS);
+  } catch (err) {
+    await stopChild(proc, 'SIGKILL');
+    throw new Error(`node ${options.id} did not become ready: ${(err as Error).message}\n${logs.slice(-10).join('\n')}`);
+  }
+  return { id: options.id, role: options.role, port, http, ws: `ws://127.0.0.1:${port}/v1/ws`, pid: proc.pid!, proc, logs };
+}
+
+export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  if (options.nodes < 1) throw new Error('a cluster needs at least one node');
+  if (options.nodes > 1 && !options.redis) throw new Error('several nodes need Redis (redis: true) to be one cluster');
+  const token = options.token ?? randomBytes(18).toString('base64url');
+  const dir = await mkdtemp(join(tmpdir(), 'sb-cluster-'));
+  const stops: Array<() => Promise<void>> = [];
+  const nodes: ClusterNode[] = [];
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await Promise.all(nodes.map((n) => stopChild(n.proc, 'SIGINT', 3_000)));
+    for (const s of stops.reverse()) await s().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const [redis, postgres] = await Promise.all([
+      options.redis ? startRedis(dir) : undefined,
+      options.postgres ? startPostgres(dir) : undefined,
+    ]);
+    if (redis) stops.push(redis.stop);
+    if (postgres) stops.push(postgres.stop);
+    const env: Record<string, string> = { ...options.env };
+    if (redis) env.SWITCHBOARD_REDIS_URL = redis.url;
+    if (postgres) env.SWITCHBOARD_DATABASE_URL = postgres.url;
+    const prefix = options.idPrefix ?? 'node';
+    // Hosts first, so an edge's first placement finds a live host in the registry.
+    const order = [...Array(options.nodes).keys()].sort((a, b) => rank(options.roles?.[a]) - rank(options.roles?.[b]));
+    for (const i of order) {
+      nodes[i] = await spawnNode({
+        id: `${prefix}-${i + 1}`, role: options.roles?.[i] ?? 'both', token, env,
+        ...(options.flags ? { flags: options.flags } : {}),
+        ...(options.onLog ? { onLog: options.onLog } : {}),
+      });
+    }
+    let haproxyUrl: string | undefined;
+    if (options.haproxy) {
+      const ha = await startHaproxy(dir, nodes);
+      stops.unshift(ha.stop);
+      haproxyUrl = ha.url;
+    }
+    return {
+      token, dir, nodes,
+      ...(redis ? { redisUrl: redis.url, redisPid: redis.pid } : {}),
+      ...(postgres ? { databaseUrl: postgres.url } : {}),
+      ...(haproxyUrl ? { haproxyUrl } : {}),
+      url: haproxyUrl ?? nodes[0]!.http,
+      async kill(nodeIndex, signal = 'SIGKILL') {
+        const node = nodes[nodeIndex];
+        if (!node) throw new Error(`no node ${nodeIndex}`);
+        await stopChild(node.proc, signal, 60_000);
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function rank(role: ClusterRole | undefined): number {
+  return role === 'host' ? 0 : role === 'edge' ? 2 : 1;
+}
