@@ -56,6 +56,8 @@ export interface ConnectOptions {
   /** Default `['switchboard.v1']`. */
   protocols?: string[];
   timeoutMs?: number;
+  /** Keep every session's received bytes for `sessionOutput(sid).bytes()` (default true). */
+  keepOutput?: boolean;
 }
 
 /** A refused upgrade or an `error` frame; `code` is the wire code (`unauthorized`, …). */
@@ -76,7 +78,7 @@ const HTTP_CODES: Record<number, string> = { 401: 'unauthorized', 403: 'forbidde
  * is kept apart and is not part of the byte stream.
  */
 export class SessionOutput {
-  /** The offset of the first byte in `chunks`; undefined until output or a snapshot arrives. */
+  /** The offset of the first byte received; undefined until output or a snapshot arrives. */
   start: number | undefined;
   next: number | undefined;
   readonly chunks: Buffer[] = [];
@@ -86,6 +88,9 @@ export class SessionOutput {
   duplicateBytes = 0;
   missingBytes = 0;
   exit: { code: number; signal?: string } | undefined;
+
+  /** `keep: false` tracks offsets only, for long-lived clients that write output straight through. */
+  constructor(readonly keep = true) {}
 
   /** Records an `out` frame; returns the bytes that are new (possibly empty). */
   push(off: number, data: Uint8Array, snap: boolean): Buffer {
@@ -106,7 +111,7 @@ export class SessionOutput {
       this.missingBytes += off - this.next;
     }
     if (bytes.length > 0) {
-      this.chunks.push(bytes);
+      if (this.keep) this.chunks.push(bytes);
       this.length += bytes.length;
       this.next = off + bytes.length;
     }
@@ -149,7 +154,7 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
   readonly closed: Promise<{ code: number; reason: string }>;
   isClosed = false;
 
-  constructor(readonly ws: WebSocket, readonly timeoutMs = DEFAULT_TIMEOUT_MS) {
+  constructor(readonly ws: WebSocket, readonly timeoutMs = DEFAULT_TIMEOUT_MS, readonly keepOutput = true) {
     super();
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
     // An 'error' without a listener would throw; surface it only to those who listen.
@@ -198,12 +203,13 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
             // not JSON: keep the text
           }
           reject(new SwitchboardClientError(HTTP_CODES[status] ?? 'internal', `HTTP ${status}${message ? `: ${message}` : ''}`, status));
+          // After rejecting: terminating emits an 'error' of its own.
+          ws.terminate();
         });
-        ws.terminate();
       });
       ws.once('error', reject);
     });
-    return new SwitchboardClient(ws, options.timeoutMs);
+    return new SwitchboardClient(ws, options.timeoutMs, options.keepOutput);
   }
 
   send(frame: ClientFrame): void {
@@ -231,7 +237,7 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
   sessionOutput(sid: string): SessionOutput {
     let out = this.outputs.get(sid);
     if (!out) {
-      out = new SessionOutput();
+      out = new SessionOutput(this.keepOutput);
       this.outputs.set(sid, out);
     }
     return out;
