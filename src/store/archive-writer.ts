@@ -1,0 +1,231 @@
+/**
+ * Write-behind copy of session output into the archive, off the output hot path.
+ *
+ *   host ──push(sid, epoch, off, data)──▶ pending segments ──every 250 ms or 256 KiB──▶
+ *        one multi-row INSERT (sink.archiveBatch) ──fails──▶ back to the front, retried
+ *
+ * Contiguous pushes of one session under one epoch are coalesced into one segment (one
+ * row). A segment that was handed to the sink is sealed: it is retried with exactly the
+ * same offset and bytes, so a write that did commit before its error was reported is
+ * skipped by the primary key instead of hiding later bytes.
+ *
+ * The backlog is bounded: while the database is away, past `maxBacklogBytes` the oldest
+ * pending bytes are dropped and counted (`droppedBytes`). The Redis log still holds recent
+ * output; the archive gets a hole, which readArchive reports by starting after it.
+ *
+ * The writer keeps a reference to each pushed buffer until it is written: callers must
+ * not reuse it (the host hands over a fresh buffer per batch).
+ */
+import type { Epoch, Offset, SessionId } from '../util/ids.js';
+import type { ArchiveRow, ArchiveSink } from './postgres-store.js';
+
+export interface ArchiveWriterOptions {
+  /** Longest a pushed byte waits before a flush starts. */
+  flushIntervalMs?: number;
+  /** Pending bytes that start a flush at once. Also the largest coalesced row. */
+  flushBytes?: number;
+  /** Pending bytes kept while writes fail; beyond it the oldest are dropped. */
+  maxBacklogBytes?: number;
+  /** First retry delay after a failed flush; doubles up to maxRetryDelayMs. */
+  retryDelayMs?: number;
+  maxRetryDelayMs?: number;
+  /** Called for each failed flush (for logging); the data stays pending. */
+  onError?: (err: unknown) => void;
+}
+
+export interface ArchiveWriterStats {
+  pendingBytes: number;
+  writtenBytes: number;
+  droppedBytes: number;
+  flushes: number;
+  failedFlushes: number;
+}
+
+const DEFAULTS = {
+  flushIntervalMs: 250,
+  flushBytes: 256 * 1024,
+  maxBacklogBytes: 16 * 1024 * 1024,
+  retryDelayMs: 250,
+  maxRetryDelayMs: 5000,
+};
+
+interface Segment {
+  sid: SessionId;
+  epoch: Epoch;
+  off: Offset;
+  parts: Uint8Array[];
+  bytes: number;
+  /** Handed to the sink at least once: never extended again. */
+  sealed: boolean;
+}
+
+export class ArchiveWriter {
+  private readonly options: typeof DEFAULTS & Pick<ArchiveWriterOptions, 'onError'>;
+  /** Oldest first. */
+  private pending: Segment[] = [];
+  /** Each session's newest unsealed segment, the one a contiguous push extends. */
+  private readonly open = new Map<SessionId, Segment>();
+  private pendingBytes = 0;
+  private inFlightBytes = 0;
+  private writtenBytes = 0;
+  private droppedBytes = 0;
+  private flushes = 0;
+  private failedFlushes = 0;
+  private consecutiveFailures = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDue = 0;
+  /** Flushes run one after another; this is the last one queued. */
+  private tail: Promise<void> = Promise.resolve();
+  private queued: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly sink: ArchiveSink, options: ArchiveWriterOptions = {}) {
+    this.options = { ...DEFAULTS, ...stripUndefined(options) };
+  }
+
+  push(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): void {
+    if (data.length === 0) return;
+    if (this.closed) {
+      this.droppedBytes += data.length;
+      return;
+    }
+    const seg = this.open.get(sid);
+    if (seg && !seg.sealed && seg.epoch === epoch && seg.off + seg.bytes === off && seg.bytes + data.length <= this.options.flushBytes) {
+      seg.parts.push(data);
+      seg.bytes += data.length;
+    } else {
+      const next: Segment = { sid, epoch, off, parts: [data], bytes: data.length, sealed: false };
+      this.pending.push(next);
+      this.open.set(sid, next);
+    }
+    this.pendingBytes += data.length;
+    this.enforceBacklog();
+    // While the database fails, the retry timer paces the attempts, not the pushes.
+    if (this.pendingBytes >= this.options.flushBytes && this.consecutiveFailures === 0) this.flushSoon(0);
+    else this.flushSoon(this.options.flushIntervalMs);
+  }
+
+  /**
+   * Writes everything pending now (after any flush already running). Rejects if the
+   * write fails; the data then stays pending and is retried.
+   */
+  flush(): Promise<void> {
+    // A flush that has not started yet will take everything pending now: share it.
+    if (this.queued) return this.queued;
+    const run = this.tail.then(() => {
+      this.queued = undefined;
+      return this.writePending();
+    });
+    this.queued = run;
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  /** Stops accepting data and makes one last attempt to write what is pending. */
+  async close(): Promise<void> {
+    if (this.closed) return this.tail;
+    this.closed = true;
+    this.clearTimer();
+    try {
+      await this.flush();
+    } catch {
+      // Shutting down: what could not be written is given up (the Redis log has it).
+      this.droppedBytes += this.pendingBytes;
+      this.pending = [];
+      this.open.clear();
+      this.pendingBytes = 0;
+    }
+  }
+
+  stats(): ArchiveWriterStats {
+    return {
+      pendingBytes: this.pendingBytes + this.inFlightBytes,
+      writtenBytes: this.writtenBytes,
+      droppedBytes: this.droppedBytes,
+      flushes: this.flushes,
+      failedFlushes: this.failedFlushes,
+    };
+  }
+
+  private async writePending(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    for (const seg of batch) {
+      seg.sealed = true;
+      if (this.open.get(seg.sid) === seg) this.open.delete(seg.sid);
+    }
+    const bytes = batch.reduce((sum, s) => sum + s.bytes, 0);
+    this.pendingBytes -= bytes;
+    this.inFlightBytes += bytes;
+    const rows: ArchiveRow[] = batch.map((s) => ({
+      sid: s.sid,
+      epoch: s.epoch,
+      off: s.off,
+      data: s.parts.length === 1 ? s.parts[0]! : Buffer.concat(s.parts, s.bytes),
+    }));
+    try {
+      await this.sink.archiveBatch(rows);
+    } catch (err) {
+      this.inFlightBytes -= bytes;
+      // Back to the front, ahead of anything pushed meanwhile, as the oldest bytes.
+      this.pending = [...batch, ...this.pending];
+      this.pendingBytes += bytes;
+      this.failedFlushes++;
+      this.consecutiveFailures++;
+      this.enforceBacklog();
+      this.options.onError?.(err);
+      if (!this.closed) {
+        const delay = Math.min(this.options.maxRetryDelayMs, this.options.retryDelayMs * 2 ** (this.consecutiveFailures - 1));
+        this.flushSoon(delay);
+      }
+      throw err;
+    }
+    this.inFlightBytes -= bytes;
+    this.writtenBytes += bytes;
+    this.flushes++;
+    this.consecutiveFailures = 0;
+  }
+
+  /** Drops whole pushed chunks from the oldest segments until the backlog fits. */
+  private enforceBacklog(): void {
+    while (this.pendingBytes > this.options.maxBacklogBytes && this.pending.length > 0) {
+      const seg = this.pending[0]!;
+      const part = seg.parts.shift()!;
+      seg.off += part.length;
+      seg.bytes -= part.length;
+      this.pendingBytes -= part.length;
+      this.droppedBytes += part.length;
+      if (seg.parts.length === 0) {
+        this.pending.shift();
+        if (this.open.get(seg.sid) === seg) this.open.delete(seg.sid);
+      }
+    }
+  }
+
+  /** Starts a flush in `ms` unless one is due sooner. */
+  private flushSoon(ms: number): void {
+    if (this.closed) return;
+    const due = Date.now() + ms;
+    if (this.timer) {
+      if (this.timerDue <= due) return;
+      this.clearTimer();
+    }
+    this.timerDue = due;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      // Failures schedule their own retry and are reported through onError.
+      this.flush().catch(() => {});
+    }, ms);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,339 @@
+import type { Pool, QueryResult, QueryResultRow } from 'pg';
+import { SwitchboardError } from '../errors/errors.js';
+import { sliceChunks } from '../log/slice.js';
+import type { LogChunk } from '../log/log.js';
+import type { Epoch, Offset, SessionId } from '../util/ids.js';
+import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, Store } from './store.js';
+
+/** One archive write: `data` at byte offset `off` of `sid`'s output, by the holder of `epoch`. */
+export interface ArchiveRow {
+  sid: SessionId;
+  epoch: Epoch;
+  off: Offset;
+  data: Uint8Array;
+}
+
+/** What ArchiveWriter needs from a store: one multi-row, epoch-conditional, idempotent insert. */
+export interface ArchiveSink {
+  archiveBatch(rows: readonly ArchiveRow[]): Promise<void>;
+}
+
+export interface PostgresStoreOptions {
+  /** How often to probe the database while unhealthy, so health recovers on an idle node. */
+  probeIntervalMs?: number;
+}
+
+const DEFAULT_PROBE_INTERVAL_MS = 1000;
+/**
+ * Longer writes are stored as several rows, so a reader knows the row holding an offset
+ * starts at most this far before it.
+ */
+const MAX_ARCHIVE_ROW_BYTES = 1024 * 1024;
+/** PostgreSQL allows 65535 bind parameters per statement; 4 per archive row. */
+const MAX_ARCHIVE_ROWS_PER_STATEMENT = 1000;
+const UNIQUE_VIOLATION = '23505';
+
+const PATCH_COLUMNS = {
+  node: 'node',
+  status: 'status',
+  cols: 'cols',
+  rows: 'rows',
+  lastActivity: 'last_activity',
+  clients: 'clients',
+  exitCode: 'exit_code',
+  exitSignal: 'exit_signal',
+  exitReason: 'exit_reason',
+  cwd: 'cwd',
+} as const satisfies Record<keyof SessionPatch, string>;
+
+const SESSION_COLUMNS = `sid, kind, owner, node, epoch, status, cols, rows, policy, on_loss, cmd, args, cwd, env,
+  name, created_at, last_activity, clients, exit_code, exit_signal, exit_reason`;
+
+interface SessionRow {
+  sid: string;
+  kind: SessionRecord['kind'];
+  owner: string;
+  node: string;
+  epoch: string;
+  status: SessionRecord['status'];
+  cols: number;
+  rows: number;
+  policy: SessionRecord['policy'];
+  on_loss: SessionRecord['onLoss'];
+  cmd: string | null;
+  args: string[];
+  cwd: string | null;
+  env: Record<string, string>;
+  name: string | null;
+  created_at: Date;
+  last_activity: Date;
+  clients: number;
+  exit_code: number | null;
+  exit_signal: string | null;
+  exit_reason: string | null;
+}
+
+function toRecord(r: SessionRow): SessionRecord {
+  return {
+    sid: r.sid,
+    kind: r.kind,
+    owner: r.owner,
+    node: r.node,
+    epoch: Number(r.epoch),
+    status: r.status,
+    cols: r.cols,
+    rows: r.rows,
+    policy: r.policy,
+    onLoss: r.on_loss,
+    cmd: r.cmd,
+    args: r.args,
+    cwd: r.cwd,
+    env: r.env,
+    name: r.name,
+    createdAt: r.created_at.getTime(),
+    lastActivity: r.last_activity.getTime(),
+    clients: r.clients,
+    exitCode: r.exit_code,
+    exitSignal: r.exit_signal,
+    exitReason: r.exit_reason,
+  };
+}
+
+/** pg sends a Buffer as a binary parameter; a plain Uint8Array is wrapped without a copy. */
+function toBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * A server-side error (it has a SQLSTATE) means the database answered, unless its class
+ * says the connection or the server is going away: 08 connection exception, 53
+ * insufficient resources, 57 operator intervention (shutdown, crash recovery).
+ */
+function isDatabaseUnreachable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return true;
+  const { code, severity } = err as { code?: unknown; severity?: unknown };
+  if (typeof code !== 'string' || typeof severity !== 'string') return true;
+  return /^(08|53|57)/.test(code);
+}
+
+/**
+ * Store on PostgreSQL (schema in migrations/, applied by migrate()). The pool belongs
+ * to the caller: close() stops using it, the caller ends it (after any ArchiveWriter
+ * sharing it has closed).
+ *
+ * Fencing: updates and archive writes carry the writer's epoch and are conditional on
+ * it inside the statement, so a paused ex-owner cannot overwrite a newer owner's row.
+ */
+export class PostgresStore implements Store, ArchiveSink {
+  private healthy = true;
+  private lastFailure: unknown;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly probeIntervalMs: number;
+  private readonly onPoolError = (err: Error): void => this.markFailed(err);
+
+  constructor(private readonly pool: Pool, options: PostgresStoreOptions = {}) {
+    this.probeIntervalMs = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+    // An idle client whose server went away emits on the pool; without a listener that
+    // would be an uncaught 'error' event.
+    pool.on('error', this.onPoolError);
+  }
+
+  async createSession(r: SessionRecord): Promise<void> {
+    try {
+      await this.query(
+        `INSERT INTO sessions (${SESSION_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+        [r.sid, r.kind, r.owner, r.node, r.epoch, r.status, r.cols, r.rows, r.policy, r.onLoss, r.cmd,
+          JSON.stringify(r.args), r.cwd, JSON.stringify(r.env), r.name, new Date(r.createdAt),
+          new Date(r.lastActivity), r.clients, r.exitCode, r.exitSignal, r.exitReason],
+      );
+    } catch (err) {
+      if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) {
+        throw new SwitchboardError('conflict', `session ${r.sid} exists already`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  async getSession(sid: SessionId): Promise<SessionRecord | null> {
+    const { rows } = await this.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE sid = $1`, [sid]);
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  async updateSession(sid: SessionId, epoch: Epoch, patch: SessionPatch): Promise<boolean> {
+    const values: unknown[] = [sid, epoch];
+    const sets = ['epoch = $2'];
+    for (const key of Object.keys(PATCH_COLUMNS) as Array<keyof SessionPatch>) {
+      const value = patch[key];
+      if (value === undefined) continue;
+      values.push(key === 'lastActivity' ? new Date(value as number) : value);
+      sets.push(`${PATCH_COLUMNS[key]} = $${values.length}`);
+    }
+    const result = await this.query(`UPDATE sessions SET ${sets.join(', ')} WHERE sid = $1 AND epoch <= $2`, values);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async listSessions(filter: SessionFilter = {}): Promise<SessionRecord[]> {
+    const values: unknown[] = [];
+    const where: string[] = [];
+    if (filter.owner !== undefined) {
+      values.push(filter.owner);
+      where.push(`owner = $${values.length}`);
+    }
+    if (filter.node !== undefined) {
+      values.push(filter.node);
+      where.push(`node = $${values.length}`);
+    }
+    if (filter.status !== undefined) {
+      values.push(filter.status);
+      where.push(`status = ANY($${values.length}::text[])`);
+    }
+    const { rows } = await this.query<SessionRow>(
+      `SELECT ${SESSION_COLUMNS} FROM sessions
+       ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC, sid`,
+      values,
+    );
+    return rows.map(toRecord);
+  }
+
+  async appendEvent(e: SessionEvent): Promise<void> {
+    await this.query('INSERT INTO session_events (sid, epoch, type, detail, at) VALUES ($1, $2, $3, $4, $5)',
+      [e.sid, e.epoch, e.type, JSON.stringify(e.detail), new Date(e.at)]);
+  }
+
+  async listEvents(sid: SessionId): Promise<SessionEvent[]> {
+    const { rows } = await this.query<{ sid: string; epoch: string; type: string; detail: Record<string, unknown>; at: Date }>(
+      'SELECT sid, epoch, type, detail, at FROM session_events WHERE sid = $1 ORDER BY id', [sid]);
+    return rows.map((r) => ({ sid: r.sid, epoch: Number(r.epoch), type: r.type, detail: r.detail, at: r.at.getTime() }));
+  }
+
+  async archive(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void> {
+    await this.archiveBatch([{ sid, epoch, off, data }]);
+  }
+
+  /**
+   * Inserts the rows whose session exists with an epoch <= the row's, skipping offsets
+   * already stored (a retried flush). `FOR SHARE` makes a concurrent epoch bump either
+   * wait for this insert or be seen by it, never slip between check and write.
+   */
+  async archiveBatch(rows: readonly ArchiveRow[]): Promise<void> {
+    const split: ArchiveRow[] = [];
+    for (const r of rows) {
+      for (let at = 0; at < r.data.length; at += MAX_ARCHIVE_ROW_BYTES) {
+        split.push({ ...r, off: r.off + at, data: r.data.subarray(at, at + MAX_ARCHIVE_ROW_BYTES) });
+      }
+    }
+    for (let at = 0; at < split.length; at += MAX_ARCHIVE_ROWS_PER_STATEMENT) {
+      const batch = split.slice(at, at + MAX_ARCHIVE_ROWS_PER_STATEMENT);
+      const values: unknown[] = [];
+      const tuples = batch.map((r) => {
+        values.push(r.sid, r.epoch, r.off, toBuffer(r.data));
+        const n = values.length;
+        return `($${n - 3}::text, $${n - 2}::bigint, $${n - 1}::bigint, $${n}::bytea)`;
+      });
+      await this.query(
+        `INSERT INTO session_output (sid, off, data)
+         SELECT v.sid, v.off, v.data
+         FROM (VALUES ${tuples.join(', ')}) AS v (sid, epoch, off, data)
+         JOIN sessions s ON s.sid = v.sid AND s.epoch <= v.epoch
+         FOR SHARE OF s
+         ON CONFLICT (sid, off) DO NOTHING`,
+        values,
+      );
+    }
+  }
+
+  /**
+   * Chunks from the first archived byte at or after `from` (sliced exactly at `from`),
+   * contiguous, about `maxBytes`. A hole in the archive (bytes a write-behind writer had
+   * to drop) ends the run: the next read from there starts after the hole, so the first
+   * chunk's `off` > `from` tells the caller bytes are missing.
+   */
+  async readArchive(sid: SessionId, from: Offset, maxBytes: number): Promise<LogChunk[]> {
+    // Rows are at most MAX_ARCHIVE_ROW_BYTES long, so the row holding `from` starts less
+    // than that before it: both steps are index range scans on (sid, off). First the
+    // lowest row that ends past `from`, then the rows up to maxBytes past the start.
+    const { rows } = await this.query<{ off: string; data: Buffer }>(
+      `WITH first AS (
+         SELECT min(off) AS off FROM session_output
+         WHERE sid = $1 AND off > $2::bigint - $4::bigint AND off + octet_length(data) > $2::bigint
+       )
+       SELECT o.off, o.data FROM session_output o, first
+       WHERE o.sid = $1 AND o.off >= first.off AND o.off < GREATEST($2::bigint, first.off) + $3::bigint
+       ORDER BY o.off`,
+      [sid, from, Math.max(1, maxBytes), MAX_ARCHIVE_ROW_BYTES],
+    );
+    // Make the rows one contiguous run from `from`: skip bytes stored twice (overlapping
+    // writes), stop at the first hole.
+    const run: LogChunk[] = [];
+    let head = -1;
+    for (const row of rows) {
+      const off = Number(row.off);
+      const end = off + row.data.length;
+      if (end <= from) continue;
+      if (head === -1) {
+        run.push({ off, data: row.data });
+        head = end;
+      } else if (off > head) {
+        break;
+      } else if (end > head) {
+        run.push({ off: head, data: row.data.subarray(head - off) });
+        head = end;
+      }
+    }
+    if (run.length === 0) return [];
+    return sliceChunks(run, run[0]!.off, head, from, maxBytes).chunks;
+  }
+
+  isHealthy(): boolean {
+    return this.healthy;
+  }
+
+  /** The error that made the store unhealthy, for logs and readiness output. */
+  get lastError(): unknown {
+    return this.healthy ? undefined : this.lastFailure;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.pool.off('error', this.onPoolError);
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+  }
+
+  private async query<R extends QueryResultRow = QueryResultRow>(text: string, values: unknown[]): Promise<QueryResult<R>> {
+    try {
+      const result = await this.pool.query<R>(text, values);
+      this.markOk();
+      return result;
+    } catch (err) {
+      if (isDatabaseUnreachable(err)) this.markFailed(err);
+      else this.markOk();
+      throw err;
+    }
+  }
+
+  private markOk(): void {
+    this.healthy = true;
+    this.lastFailure = undefined;
+  }
+
+  private markFailed(err: unknown): void {
+    this.healthy = false;
+    this.lastFailure = err;
+    this.scheduleProbe();
+  }
+
+  /** While unhealthy, `SELECT 1` now and then, so health recovers without traffic. */
+  private scheduleProbe(): void {
+    if (this.closed || this.probeTimer) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      if (this.closed || this.healthy) return;
+      this.query('SELECT 1', []).catch(() => this.scheduleProbe());
+    }, this.probeIntervalMs);
+    this.probeTimer.unref();
+  }
+}

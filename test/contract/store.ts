@@ -1,0 +1,271 @@
+/**
+ * The Store contract (src/store/store.ts), run against every implementation. Each test
+ * uses fresh sids, owners and nodes, so implementations whose data outlives one store
+ * (one PostgreSQL database per suite) need no cleanup between tests.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Test } from 'tap';
+import { SwitchboardError } from '../../src/errors/errors.js';
+import type { LogChunk } from '../../src/log/log.js';
+import type { SessionRecord, Store } from '../../src/store/store.js';
+import { newSessionId, type Offset, type SessionId } from '../../src/util/ids.js';
+
+const ALL = 1 << 30;
+/** A fixed millisecond instant: stores must keep milliseconds exactly. */
+const T0 = 1_763_000_000_123;
+
+const unique = (prefix: string): string => `${prefix}-${randomBytes(6).toString('hex')}`;
+
+export function sessionRecord(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    sid: newSessionId(),
+    kind: 'pty',
+    owner: unique('owner'),
+    node: unique('node'),
+    epoch: 1,
+    status: 'starting',
+    cols: 80,
+    rows: 24,
+    policy: 'latest',
+    onLoss: 'lost',
+    cmd: null,
+    args: [],
+    cwd: null,
+    env: {},
+    name: null,
+    createdAt: T0,
+    lastActivity: T0,
+    clients: 0,
+    exitCode: null,
+    exitSignal: null,
+    exitReason: null,
+    ...overrides,
+  };
+}
+
+/** Checks that chunks are contiguous, start at `from`, and returns their bytes. */
+export function contiguous(t: Test, chunks: LogChunk[], from: Offset, what: string): Buffer {
+  let at = from;
+  for (const c of chunks) {
+    if (c.off !== at) {
+      t.fail(`${what}: chunk at ${c.off}, expected ${at}`);
+      break;
+    }
+    at += c.data.length;
+  }
+  return Buffer.concat(chunks.map((c) => c.data));
+}
+
+async function rejectsConflict(t: Test, promise: Promise<unknown>, message: string): Promise<void> {
+  try {
+    await promise;
+    t.fail(`${message}: resolved`);
+  } catch (err) {
+    t.ok(err instanceof SwitchboardError && err.code === 'conflict', message, { error: err });
+  }
+}
+
+/** Writes `chunks` back to back from `from`, in order; returns all the bytes written. */
+async function archiveAll(store: Store, sid: SessionId, epoch: number, from: Offset, chunks: Uint8Array[]): Promise<Buffer> {
+  let off = from;
+  for (const c of chunks) {
+    await store.archive(sid, epoch, off, c);
+    off += c.length;
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function storeContract(t: Test, makeStore: () => Promise<Store>): Promise<void> {
+  const setup = async (t: Test): Promise<Store> => {
+    const store = await makeStore();
+    t.teardown(() => store.close());
+    return store;
+  };
+
+  t.test('create and get round-trip every field', async (t) => {
+    const store = await setup(t);
+    const full = sessionRecord({
+      kind: 'agent',
+      epoch: 7,
+      status: 'exited',
+      cols: 132,
+      rows: 43,
+      policy: 'smallest',
+      onLoss: 'restart',
+      cmd: '/bin/bash',
+      args: ['-l', '-c', 'echo "héllo wörld" | cat', ''],
+      cwd: '/home/ünïcode dir',
+      env: { TERM: 'xterm-256color', EMPTY: '', 'WITH=EQ': 'a=b', EMOJI: '✓' },
+      name: 'build #1',
+      createdAt: T0,
+      lastActivity: T0 + 98_765,
+      clients: 3,
+      exitCode: 137,
+      exitSignal: 'SIGKILL',
+      exitReason: 'killed by the user',
+    });
+    await store.createSession(full);
+    t.same(await store.getSession(full.sid), full, 'every field as written');
+    t.strictSame(await store.getSession(full.sid), full, 'with the same types');
+
+    const sparse = sessionRecord({ kind: 'echo', policy: 'fixed', cmd: null, cwd: null, name: null });
+    await store.createSession(sparse);
+    t.strictSame(await store.getSession(sparse.sid), sparse, 'nulls and empty collections survive');
+
+    t.equal(await store.getSession(newSessionId()), null, 'an unknown sid is null');
+  });
+
+  t.test('creating an existing sid is a conflict and changes nothing', async (t) => {
+    const store = await setup(t);
+    const first = sessionRecord({ cols: 100 });
+    await store.createSession(first);
+    await rejectsConflict(t, store.createSession(sessionRecord({ sid: first.sid, cols: 10, owner: 'intruder' })), 'duplicate sid');
+    t.strictSame(await store.getSession(first.sid), first, 'the first record is intact');
+  });
+
+  t.test('updates are conditional on the epoch', async (t) => {
+    const store = await setup(t);
+    const rec = sessionRecord({ epoch: 5, status: 'running', cwd: '/tmp' });
+    await store.createSession(rec);
+
+    t.equal(await store.updateSession(rec.sid, 4, { status: 'lost', cols: 1, node: 'old-owner' }), false, 'an older epoch is refused');
+    t.strictSame(await store.getSession(rec.sid), rec, 'and changes nothing');
+
+    t.equal(await store.updateSession(rec.sid, 5, { cols: 100 }), true, 'the same epoch is accepted');
+    t.strictSame(await store.getSession(rec.sid), { ...rec, cols: 100 }, 'only the patched field changed');
+
+    const patch = {
+      node: 'new-owner',
+      status: 'exited' as const,
+      rows: 50,
+      lastActivity: T0 + 5000,
+      clients: 2,
+      exitCode: 1,
+      exitSignal: 'SIGTERM',
+      exitReason: 'backend exited',
+      cwd: '/srv',
+    };
+    t.equal(await store.updateSession(rec.sid, 9, patch), true, 'a newer epoch is accepted');
+    const after = { ...rec, cols: 100, ...patch, epoch: 9 };
+    t.strictSame(await store.getSession(rec.sid), after, 'patch applied and the new epoch stored');
+
+    t.equal(await store.updateSession(rec.sid, 8, { clients: 0 }), false, 'the stored epoch now fences 8');
+    t.equal(await store.updateSession(rec.sid, 5, { clients: 0 }), false, 'and the original epoch');
+    t.strictSame(await store.getSession(rec.sid), after, 'unchanged by fenced writes');
+
+    t.equal(await store.updateSession(rec.sid, 9, { exitCode: null, exitSignal: null }), true);
+    t.strictSame(await store.getSession(rec.sid), { ...after, exitCode: null, exitSignal: null }, 'null clears a field');
+
+    t.equal(await store.updateSession(newSessionId(), 1, { clients: 1 }), false, 'a missing session is false');
+  });
+
+  t.test('list filters by owner, node and status, newest first', async (t) => {
+    const store = await setup(t);
+    const [alice, bob] = [unique('alice'), unique('bob')];
+    const [n1, n2] = [unique('n1'), unique('n2')];
+    const recs = [
+      sessionRecord({ owner: alice, node: n1, status: 'running', createdAt: T0 + 1 }),
+      sessionRecord({ owner: alice, node: n2, status: 'exited', createdAt: T0 + 4 }),
+      sessionRecord({ owner: bob, node: n1, status: 'starting', createdAt: T0 + 3 }),
+      sessionRecord({ owner: bob, node: n1, status: 'lost', createdAt: T0 + 2 }),
+      sessionRecord({ owner: alice, node: n1, status: 'running', createdAt: T0 + 5 }),
+    ];
+    for (const r of recs) await store.createSession(r);
+    const [a1, a2, b3, b2, a5] = recs as [SessionRecord, SessionRecord, SessionRecord, SessionRecord, SessionRecord];
+    const sids = (list: SessionRecord[]): string[] => list.map((r) => r.sid);
+
+    t.strictSame(await store.listSessions({ owner: alice }), [a5, a2, a1], 'by owner, whole records, newest first');
+    t.strictSame(sids(await store.listSessions({ owner: bob })), [b3.sid, b2.sid]);
+    t.strictSame(sids(await store.listSessions({ node: n1 })), [a5.sid, b3.sid, b2.sid, a1.sid], 'by node');
+    t.strictSame(sids(await store.listSessions({ node: n2 })), [a2.sid]);
+    t.strictSame(sids(await store.listSessions({ node: n1, status: ['running', 'starting'] })), [a5.sid, b3.sid, a1.sid], 'node and statuses');
+    t.strictSame(sids(await store.listSessions({ owner: alice, node: n1, status: ['running'] })), [a5.sid, a1.sid], 'all three');
+    t.strictSame(sids(await store.listSessions({ owner: bob, status: ['exited'] })), [], 'nothing matches');
+    t.strictSame(sids(await store.listSessions({ node: n1, status: [] })), [], 'no status wanted: nothing');
+    t.strictSame(sids(await store.listSessions({ owner: unique('nobody') })), [], 'unknown owner');
+
+    const mine = new Set(sids(recs));
+    const everything = (await store.listSessions()).filter((r) => mine.has(r.sid));
+    t.strictSame(sids(everything), [a5.sid, a2.sid, b3.sid, b2.sid, a1.sid], 'no filter: all, newest first');
+    const byStatus = (await store.listSessions({ status: ['lost', 'exited'] })).filter((r) => mine.has(r.sid));
+    t.strictSame(sids(byStatus), [a2.sid, b2.sid], 'by status alone');
+
+    t.equal(await store.updateSession(a1.sid, 2, { status: 'lost', node: n2 }), true);
+    t.strictSame(sids(await store.listSessions({ node: n2 })), [a2.sid, a1.sid], 'an update moves a session between filters');
+  });
+
+  t.test('events round-trip in order, per session', async (t) => {
+    const store = await setup(t);
+    const rec = sessionRecord();
+    const other = sessionRecord();
+    await store.createSession(rec);
+    await store.createSession(other);
+    const events = [
+      { sid: rec.sid, epoch: 1, type: 'opened', detail: { by: 'alice', kind: 'pty' }, at: T0 },
+      { sid: other.sid, epoch: 1, type: 'opened', detail: {}, at: T0 + 1 },
+      { sid: rec.sid, epoch: 2, type: 'owner', detail: { from: 'n1', to: 'n2', nested: { list: [1, 'two', null, true] } }, at: T0 + 2 },
+      { sid: rec.sid, epoch: 2, type: 'exit', detail: { code: 0, signal: null }, at: T0 + 3 },
+    ];
+    for (const e of events) await store.appendEvent(e);
+    t.strictSame(await store.listEvents(rec.sid), [events[0], events[2], events[3]], 'this session, in order, every field');
+    t.strictSame(await store.listEvents(other.sid), [events[1]]);
+    t.strictSame(await store.listEvents(newSessionId()), [], 'none for an unknown session');
+  });
+
+  t.test('archive and readArchive: exact bytes from any offset', async (t) => {
+    const store = await setup(t);
+    const rec = sessionRecord({ epoch: 3 });
+    await store.createSession(rec);
+    const chunks = [Buffer.from('hello '), Buffer.from('world'), randomBytes(1000), Buffer.from([0, 255, 0]), randomBytes(1)];
+    const all = await archiveAll(store, rec.sid, 3, 0, chunks);
+
+    t.ok(contiguous(t, await store.readArchive(rec.sid, 0, ALL), 0, 'from 0').equals(all), 'everything from 0');
+    for (const from of [1, 5, 6, 7, 11, 12, 500, 1010, 1011, 1013, all.length - 1]) {
+      const got = contiguous(t, await store.readArchive(rec.sid, from, ALL), from, `from ${from}`);
+      t.ok(got.equals(all.subarray(from)), `exact bytes from ${from}`);
+    }
+    t.strictSame(await store.readArchive(rec.sid, all.length, ALL), [], 'nothing at the head');
+    t.strictSame(await store.readArchive(rec.sid, all.length + 10, ALL), [], 'nothing past the head');
+    t.strictSame(await store.readArchive(newSessionId(), 0, ALL), [], 'nothing for an unknown session');
+
+    const small = await store.readArchive(rec.sid, 3, 1);
+    const smallBytes = contiguous(t, small, 3, 'small read');
+    t.ok(smallBytes.length >= 1 && smallBytes.length < all.length - 3, 'maxBytes limits a read');
+    t.ok(smallBytes.equals(all.subarray(3, 3 + smallBytes.length)), 'a limited read is still exact');
+
+    const pages: Buffer[] = [];
+    let from = 0;
+    for (let i = 0; i < 100; i++) {
+      const page = await store.readArchive(rec.sid, from, 4);
+      if (page.length === 0) break;
+      const bytes = contiguous(t, page, from, `page from ${from}`);
+      pages.push(bytes);
+      from += bytes.length;
+    }
+    t.ok(Buffer.concat(pages).equals(all), 'paging with a small maxBytes reads everything once');
+
+    // A session's archive may start past 0 (it was only archived from some offset on).
+    const later = sessionRecord({ epoch: 1 });
+    await store.createSession(later);
+    const tail = await archiveAll(store, later.sid, 1, 4096, [Buffer.from('abc'), Buffer.from('def')]);
+    const early = await store.readArchive(later.sid, 0, ALL);
+    t.equal(early[0]?.off, 4096, 'a read below the first archived byte starts there');
+    t.ok(contiguous(t, early, 4096, 'from below').equals(tail));
+    t.ok(contiguous(t, await store.readArchive(later.sid, 4100, ALL), 4100, 'from 4100').equals(Buffer.from('ef')));
+  });
+
+  t.test('duplicate archive writes are ignored', async (t) => {
+    const store = await setup(t);
+    const rec = sessionRecord({ epoch: 2 });
+    await store.createSession(rec);
+    const all = await archiveAll(store, rec.sid, 2, 0, [Buffer.from('first'), Buffer.from('second'), Buffer.from('third')]);
+    // A retried write-behind flush sends the same chunks again (here with other bytes, to
+    // see which copy is kept).
+    await store.archive(rec.sid, 2, 0, Buffer.from('FIRST'));
+    await store.archive(rec.sid, 2, 5, Buffer.from('SECOND'));
+    await store.archive(rec.sid, 2, 11, Buffer.from('THIRD'));
+    t.ok(contiguous(t, await store.readArchive(rec.sid, 0, ALL), 0, 'after duplicates').equals(all), 'the first copy stays');
+    await store.archive(rec.sid, 2, all.length, Buffer.from('!'));
+    t.ok(contiguous(t, await store.readArchive(rec.sid, 0, ALL), 0, 'appended').equals(Buffer.concat([all, Buffer.from('!')])), 'and writing goes on at the head');
+  });
+}
