@@ -154,14 +154,10 @@ class Bridge {
   }
 
   async run(): Promise<number> {
-    try {
-      await this.connect();
-    } catch (err) {
-      process.stderr.write(`switchboard attach: ${describe(err, this.url)}\n`);
-      this.client?.terminate();
-      return 1;
-    }
+    // Raw mode first, so keys typed while connecting are neither echoed nor lost, and
+    // the detach key works even then.
     this.startTerminal();
+    this.connect().catch((err: unknown) => this.finish(1, `switchboard attach: ${describe(err, this.url)}`));
     const { code, message } = await this.finished;
     await this.cleanup();
     if (message) process.stderr.write(`${message}\n`);
@@ -175,6 +171,10 @@ class Bridge {
   /** Connects and opens or attaches; resolves once output flows. */
   private async connect(): Promise<void> {
     const client = await SwitchboardClient.connect(this.url, { token: this.token, keepOutput: false });
+    if (this.done) {
+      client.terminate();
+      return;
+    }
     this.client = client;
     // Listen before the request: output can arrive in the same read as the reply.
     client.on('frame', (f) => {
