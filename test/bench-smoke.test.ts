@@ -1,0 +1,60 @@
+/**
+ * The bench harness works end to end: a small echo run (200 sessions × 2 keys/s for 3 s)
+ * against its own local 2-node cluster (an edge and a host, through Redis). Asserts the
+ * harness, not the server's speed: every keystroke echoed, no errors, every JSON field.
+ * No timing assertions (those live in docs/bench.md, measured by `switchboard bench`).
+ */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const run = promisify(execFile);
+const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+
+t.test('bench echo: 200 sessions × 2 keys/s across an edge and a host', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-bench-smoke-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const report = join(dir, 'report.html');
+  const { stdout } = await run(process.execPath, [
+    MAIN, 'bench', 'echo', '--sessions', '200', '--rate', '2', '--duration', '3', '--warmup', '1', '--json', '--report', report,
+  ], { timeout: 100_000, maxBuffer: 16 << 20 });
+  const result = JSON.parse(stdout) as Record<string, any>;
+  for (const field of ['scenario', 'parameters', 'p50', 'p90', 'p99', 'p999', 'max', 'reach', 'errors', 'nodes', 'loadgen', 'curve', 'expected', 'received', 'fromSend']) {
+    t.ok(field in result, `JSON has ${field}`);
+  }
+  t.equal(result.scenario, 'echo');
+  t.equal(result.parameters.sessions, 200);
+  t.equal(result.parameters.rate, 2);
+  t.equal(result.errors, 0, `no errors ${JSON.stringify(result.errorSamples)}`);
+  t.equal(result.reach, 1, 'every keystroke came back');
+  t.equal(result.expected, 200 * 2 * 3, 'expected = sessions × rate × duration');
+  for (const k of ['p50', 'p90', 'p99', 'p999', 'max']) t.ok(Number.isFinite(result[k]) && result[k] > 0, `${k} is a positive number`);
+  t.ok(result.p50 <= result.p99 && result.p99 <= result.max, 'percentiles are ordered');
+  t.same(result.nodes.map((n: { role: string }) => n.role).sort(), ['edge', 'host', 'redis']);
+  for (const n of result.nodes) {
+    t.ok(n.rssBytes > 0, `${n.id} RSS reported`);
+    t.type(n.cpu, 'number', `${n.id} CPU reported`);
+  }
+  t.ok(result.loadgen.workers >= 1 && typeof result.loadgen.cpu === 'number', 'load generator CPU reported');
+  const html = await readFile(report, 'utf8');
+  t.match(html, /<svg[\s\S]*polyline[\s\S]*<\/svg>/, 'the report has an inline SVG plot');
+  t.match(html, /sessions/, 'the report shows the settings');
+});
+
+t.test('bench storm and idle run on one embedded node', async (t) => {
+  const storm = await run(process.execPath, [MAIN, 'bench', 'storm', '--single', '--sessions', '300', '--json'], { timeout: 60_000 });
+  const s = JSON.parse(storm.stdout) as Record<string, any>;
+  t.equal(s.reach, 1);
+  t.equal(s.errors, 0);
+  t.equal(s.extra.attached, 300);
+  t.ok(s.extra.creationsPerSecond > 0);
+  const idle = await run(process.execPath, [MAIN, 'bench', 'idle', '--sessions', '300', '--json'], { timeout: 60_000 });
+  const i = JSON.parse(idle.stdout) as Record<string, any>;
+  t.equal(i.errors, 0);
+  t.equal(i.extra.idleConnections, 300);
+  t.type(i.extra.bytesPerIdleConnection, 'number');
+});
