@@ -9,7 +9,7 @@
 import type { Bus, Unsubscribe } from '../bus/bus.js';
 import { nodeInbox, sessionControl, sessionEvents } from '../bus/channels.js';
 import type { SessionLog } from '../log/log.js';
-import type { Registry } from '../registry/registry.js';
+import type { NodeInfo, Registry } from '../registry/registry.js';
 import type { SessionRecord, Store } from '../store/store.js';
 import { decodeMessage, encodeFrame, encodeValue } from '../protocol/codec.js';
 import type { AttachFrame, ClientFrame, KillFrame, OpenFrame, Role, ServerFrame } from '../protocol/frames.js';
@@ -43,6 +43,8 @@ export interface EdgeOptions {
   /** Send buffer past which a socket stops getting live output and must catch up. */
   lagLimit: number;
   frameRate: number;
+  /** This node's registry entry, when it can host sessions. */
+  self?: () => NodeInfo;
 }
 
 export interface EdgeDeps {
@@ -252,7 +254,15 @@ export class Edge {
 
   /** Used by `open` and by POST /v1/sessions: picks a host and asks it to start the session. */
   async place(frame: Pick<OpenFrame, 'spec'>, principal: string): Promise<{ sid: SessionId; node: NodeId }> {
-    const nodes = await this.deps.registry.list().catch(() => []);
+    let nodes: NodeInfo[];
+    try {
+      nodes = await this.deps.registry.list();
+    } catch (err) {
+      throw new SwitchboardError('unavailable', 'the node registry is unreachable; try again', { temporary: true, cause: err });
+    }
+    // Right after a Redis restart the registry is empty until the next heartbeats; a
+    // node that can host does not refuse work for that.
+    if (this.options.self && !nodes.some((n) => n.id === this.options.nodeId)) nodes.push(this.options.self());
     const tried = new Set<NodeId>();
     let lastError: SwitchboardError = new SwitchboardError('unavailable', 'no host node has room for a new session; try again later', { temporary: true });
     for (let attempt = 0; attempt < 2; attempt++) {

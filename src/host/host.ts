@@ -111,13 +111,19 @@ export class Host {
       cmd: spec.cmd ?? null, args: spec.args ?? [], cwd: spec.cwd ?? null, env: spec.env ?? {}, name: spec.name ?? null,
       createdAt: now, lastActivity: now, clients: 0, exitCode: null, exitSignal: null, exitReason: null,
     };
+    let recorded = false;
     try {
       await this.deps.log.init(sid, 0);
-      const session = this.run(sid, spec, epoch, 0);
-      await this.deps.store.createSession({ ...record, cwd: record.cwd });
+      // The record first: the output archive only keeps output of recorded sessions.
+      await this.deps.store.createSession(record);
+      recorded = true;
+      this.run(sid, spec, epoch, 0);
       void this.event(sid, epoch, 'opened', { node: this.options.nodeId, kind: spec.kind });
-      session.lastActivity = now;
     } catch (err) {
+      if (recorded) {
+        const reason = err instanceof Error ? err.message : String(err);
+        await this.deps.store.updateSession(sid, epoch, { status: 'exited', exitCode: 127, exitReason: reason }).catch(() => {});
+      }
       const entry = this.sessions.get(sid);
       if (entry) {
         entry.session.fence();
@@ -174,6 +180,7 @@ export class Host {
       }
       case 'watch': {
         if (session.watch(message)) void this.announceSize(session);
+        this.dirtyActivity.add(session.sid); // the client count changed
         break;
       }
       case 'kill': {

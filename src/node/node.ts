@@ -58,6 +58,7 @@ export class SwitchboardNode {
       lowWatermark: config.lowWatermark,
       lagLimit: Math.max(config.replayBytes, config.highWatermark * 2),
       frameRate: config.frameRate,
+      ...(isHost ? { self: () => this.nodeInfo() } : {}),
     }, { bus: seams.bus, log: seams.log, store: seams.store, registry: seams.registry, rpc: this.rpc, logger: logger.child('edge'), metrics: this.metrics });
     if (isHost) {
       this.host = new Host({
@@ -143,12 +144,21 @@ export class SwitchboardNode {
     return { ok: reasons.length === 0, reasons };
   }
 
+  private lastCpu = 0;
+
   private async heartbeat(): Promise<void> {
     const now = process.hrtime.bigint();
     const usage = process.cpuUsage(this.cpuMark.usage);
     const elapsedUs = Number(now - this.cpuMark.at) / 1000;
     this.cpuMark = { usage: process.cpuUsage(), at: now };
-    const info: NodeInfo = {
+    this.lastCpu = elapsedUs > 0 ? Math.round(((usage.user + usage.system) / elapsedUs / Math.max(1, cpus().length)) * 1000) / 1000 : 0;
+    await this.seams.registry.heartbeat(this.nodeInfo(), HEARTBEAT_TTL_MS).catch((err) => {
+      this.logger.warn('heartbeat failed', { err: String(err) });
+    });
+  }
+
+  nodeInfo(): NodeInfo {
+    return {
       id: this.config.nodeId,
       role: this.config.role,
       addr: this.address,
@@ -159,11 +169,8 @@ export class SwitchboardNode {
       startedAt: this.startedAt,
       lastSeen: Date.now(),
       rss: process.memoryUsage.rss(),
-      cpu: elapsedUs > 0 ? Math.round(((usage.user + usage.system) / elapsedUs / Math.max(1, cpus().length)) * 1000) / 1000 : 0,
+      cpu: this.lastCpu,
     };
-    await this.seams.registry.heartbeat(info, HEARTBEAT_TTL_MS).catch((err) => {
-      this.logger.warn('heartbeat failed', { err: String(err) });
-    });
   }
 
   private async requestDrain(id: NodeId): Promise<void> {

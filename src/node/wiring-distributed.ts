@@ -45,7 +45,9 @@ export async function distributedSeams(config: Config, logger: Logger): Promise<
   let store: Store;
   let archive: Seams['archive'];
   if (config.databaseUrl !== undefined) {
-    const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.databasePoolSize, connectionTimeoutMillis: 5_000 });
+    const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.databasePoolSize, connectionTimeoutMillis: 5_000,
+      // A partition must fail queries, not hang them, so health and readiness can change.
+      query_timeout: 5_000, statement_timeout: 5_000 });
     pool.on('error', (err) => logger.warn('postgres connection error', { err: err.message }));
     const pgSeams = await postgresStore(pool, logger);
     store = pgSeams.store;

@@ -1,0 +1,217 @@
+/**
+ * The guarantees of the design with real processes: private redis-server and
+ * PostgreSQL, three nodes as child processes.
+ */
+import t from 'tap';
+import { startRedis, until, type RedisServer } from './helpers/redis.js';
+import { startPostgres, type PostgresServer } from './helpers/postgres.js';
+import { spawnNode, type NodeProcess } from './helpers/processes.js';
+import { TestClient } from './helpers/ws.js';
+import { TEST_TOKEN } from './helpers/node.js';
+
+let redis: RedisServer;
+let postgres: PostgresServer;
+const nodes: NodeProcess[] = [];
+let env: Record<string, string>;
+
+async function addNode(id: string, flags: string[] = []): Promise<NodeProcess> {
+  const n = await spawnNode(id, env, ['--lease-ttl-ms', '1500', ...flags]);
+  nodes.push(n);
+  return n;
+}
+
+async function liveNodes(via: NodeProcess): Promise<string[]> {
+  const res = await fetch(`${via.http}/v1/nodes`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+  const body = (await res.json()) as { nodes: Array<{ id: string }> };
+  return body.nodes.map((n) => n.id);
+}
+
+async function ownerOf(via: NodeProcess, sid: string): Promise<string | undefined> {
+  const res = await fetch(`${via.http}/v1/sessions`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+  const body = (await res.json()) as { sessions: Array<{ sid: string; node: string }> };
+  return body.sessions.find((s) => s.sid === sid)?.node;
+}
+
+t.before(async () => {
+  [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
+  env = { SWITCHBOARD_REDIS_URL: redis.url, SWITCHBOARD_DATABASE_URL: postgres.url };
+  await Promise.all([addNode('n1'), addNode('n2'), addNode('n3')]);
+  await until(async () => (await liveNodes(nodes[0]!)).length === 3, 'three nodes in the registry');
+});
+
+t.teardown(async () => {
+  await Promise.all(nodes.map((n) => n.stop()));
+  await Promise.all([redis?.stop(), postgres?.stop()]);
+});
+
+t.test('open on node 1, attach on node 2, type on node 3: same session, same bytes', async (t) => {
+  const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+  const opener = await TestClient.connect(a.url);
+  const { sid } = await opener.request({ t: 'open', cmd: '/bin/sh' });
+  const viewer = await TestClient.connect(b.url);
+  await viewer.request({ t: 'attach', sid, from: 0, role: 'viewer' });
+  const typist = await TestClient.connect(c.url);
+  await typist.request({ t: 'attach', sid, from: 0 });
+  const acked = typist.next((f) => f.t === 'ack' && f.n === 1);
+  typist.send({ t: 'in', sid, data: Buffer.from('echo cross-$((40+2))\n'), n: 1 });
+  await acked;
+  for (const client of [opener, viewer, typist]) await client.waitForOutput(sid, 'cross-42');
+  const head = Math.min(opener.bytes(sid).length, viewer.bytes(sid).length, typist.bytes(sid).length);
+  t.same(viewer.bytes(sid).subarray(0, head), opener.bytes(sid).subarray(0, head), 'node 2 sees the bytes node 1 sees');
+  t.same(typist.bytes(sid).subarray(0, head), opener.bytes(sid).subarray(0, head), 'node 3 too');
+  const exit = viewer.next((f) => f.t === 'exit');
+  await typist.request({ t: 'kill', sid });
+  t.equal((await exit).signal, 'SIGHUP', 'a kill from node 3 reaches the owner and every client');
+  for (const client of [opener, viewer, typist]) client.close();
+});
+
+t.test('kill -9 of the edge: resume through another node, zero bytes lost or repeated', async (t) => {
+  const edge = await addNode('edge-victim', ['--role', 'edge']);
+  await until(async () => (await liveNodes(nodes[0]!)).includes('edge-victim'), 'edge registered');
+  const client = await TestClient.connect(edge.url);
+  const { sid } = await client.request({ t: 'open', kind: 'echo' });
+  const sent: Buffer[] = [];
+  for (let i = 0; i < 200; i++) {
+    const data = Buffer.from(`k${i};`);
+    sent.push(data);
+    client.send({ t: 'in', sid, data });
+  }
+  await client.waitForOutput(sid, 'k99;');
+  edge.signal('SIGKILL');
+  await client.closed;
+  const seen = client.bytes(sid).length;
+  const resumed = await TestClient.connect(nodes[1]!.url);
+  await resumed.request({ t: 'attach', sid, from: seen });
+  for (let i = 200; i < 300; i++) {
+    const data = Buffer.from(`k${i};`);
+    sent.push(data);
+    resumed.send({ t: 'in', sid, data });
+  }
+  await resumed.waitForOutput(sid, 'k299;');
+  const whole = Buffer.concat([client.bytes(sid), resumed.bytes(sid)]);
+  // Input sent into the dying edge may not all have reached the owner; what did is in
+  // order, exactly once.
+  const expected = Buffer.concat(sent).toString();
+  t.ok(expected.endsWith(resumed.text(sid).slice(-100)), 'the tail is the input');
+  t.same(whole.toString().match(/k(\d+);/g)!.map((k) => Number(k.slice(1, -1))).filter((n, i, all) => i > 0 && n <= all[i - 1]!), [], 'strictly increasing: no duplicates, no reordering');
+  t.same(whole.subarray(0, seen), client.bytes(sid));
+  resumed.close();
+});
+
+t.test('kill -9 of the owner of an echo session: continued elsewhere with the same offsets', async (t) => {
+  const owner = await addNode('owner-victim', ['--role', 'host']);
+  await until(async () => (await liveNodes(nodes[0]!)).includes('owner-victim'), 'host registered');
+  const client = await TestClient.connect(nodes[0]!.url);
+  let sid = '';
+  // Placement is by load: open until one lands on the victim.
+  for (let i = 0; i < 30 && !sid; i++) {
+    const opened = await client.request({ t: 'open', kind: 'echo' });
+    if (opened.node === 'owner-victim') sid = opened.sid;
+  }
+  t.ok(sid, 'a session on the victim');
+  client.send({ t: 'in', sid, data: Buffer.from('before|') });
+  await client.waitForOutput(sid, 'before|');
+  const ownerFrame = client.next((f) => f.t === 'owner' && f.sid === sid, 20_000);
+  owner.signal('SIGKILL');
+  const moved = await ownerFrame;
+  t.not(moved.node, 'owner-victim', 'another node owns it now');
+  t.ok(moved.epoch >= 2, 'with a new epoch');
+  client.send({ t: 'in', sid, data: Buffer.from('after|') });
+  await client.waitForOutput(sid, 'before|after|');
+  const outs = client.frames.filter((f) => f.t === 'out' && f.sid === sid);
+  t.same(outs.map((f) => f.off), [0, 7], 'offsets continue where they were');
+  client.close();
+});
+
+t.test('a paused owner past its lease: its late writes are refused', async (t) => {
+  const owner = await addNode('sleeper', ['--role', 'host']);
+  await until(async () => (await liveNodes(nodes[0]!)).includes('sleeper'), 'host registered');
+  const client = await TestClient.connect(nodes[0]!.url);
+  let sid = '';
+  for (let i = 0; i < 30 && !sid; i++) {
+    const opened = await client.request({ t: 'open', kind: 'echo' });
+    if (opened.node === 'sleeper') sid = opened.sid;
+  }
+  t.ok(sid, 'a session on the sleeper');
+  client.send({ t: 'in', sid, data: Buffer.from('a|') });
+  await client.waitForOutput(sid, 'a|');
+  const ownerFrame = client.next((f) => f.t === 'owner' && f.sid === sid, 20_000);
+  owner.signal('SIGSTOP');
+  await ownerFrame;
+  // Both the new owner and the frozen one are subscribed to this input; only one may
+  // write its echo.
+  client.send({ t: 'in', sid, data: Buffer.from('b|') });
+  await client.waitForOutput(sid, 'a|b|');
+  owner.signal('SIGCONT');
+  await until(() => owner.logs.some((l) => /fenc/.test(l)), 'the old owner fences itself', 15_000);
+  client.send({ t: 'in', sid, data: Buffer.from('c|') });
+  await client.waitForOutput(sid, 'a|b|c|');
+  const replay = await TestClient.connect(nodes[1]!.url);
+  await replay.request({ t: 'attach', sid, from: 0 });
+  await replay.waitForBytes(sid, 6);
+  t.equal(replay.text(sid), 'a|b|c|', 'the log holds each echo exactly once');
+  t.equal(client.text(sid), 'a|b|c|');
+  replay.close();
+  client.close();
+  await owner.stop();
+});
+
+t.test('Redis restart mid-session: readyz says 503, then the session resumes', async (t) => {
+  const client = await TestClient.connect(nodes[0]!.url);
+  const { sid } = await client.request({ t: 'open', kind: 'echo' });
+  client.send({ t: 'in', sid, data: Buffer.from('one|') });
+  await client.waitForOutput(sid, 'one|');
+  await redis.kill('SIGKILL');
+  await until(async () => (await fetch(`${nodes[0]!.http}/readyz`)).status === 503, 'readyz 503');
+  t.equal((await fetch(`${nodes[0]!.http}/healthz`)).status, 200, 'the node stays up');
+  await redis.restart();
+  await until(async () => (await fetch(`${nodes[0]!.http}/readyz`)).status === 200, 'readyz 200 again', 20_000);
+  const fresh = await TestClient.connect(nodes[0]!.url);
+  const opened = await fresh.request({ t: 'open', kind: 'echo' });
+  fresh.send({ t: 'in', sid: opened.sid, data: Buffer.from('new|') });
+  await fresh.waitForOutput(opened.sid, 'new|');
+  t.pass('new sessions work after the restart');
+  fresh.close();
+  client.close();
+});
+
+t.test('PostgreSQL restart: the node stays up and recovers', async (t) => {
+  await postgres.kill('SIGKILL');
+  await until(async () => {
+    const res = await fetch(`${nodes[0]!.http}/v1/sessions`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+    return res.status >= 500;
+  }, 'store errors surface');
+  t.equal((await fetch(`${nodes[0]!.http}/healthz`)).status, 200);
+  await postgres.restart();
+  await until(async () => {
+    const res = await fetch(`${nodes[0]!.http}/v1/sessions`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+    return res.status === 200;
+  }, 'store back', 20_000);
+  const client = await TestClient.connect(nodes[1]!.url);
+  const { sid } = await client.request({ t: 'open', kind: 'echo' });
+  client.send({ t: 'in', sid, data: Buffer.from('pg-ok') });
+  await client.waitForOutput(sid, 'pg-ok');
+  t.equal(await ownerOf(nodes[0]!, sid) !== undefined, true, 'the new session is recorded');
+  client.close();
+});
+
+t.test('drain: bye to clients, sessions move, the node exits', async (t) => {
+  const drained = await addNode('drainee');
+  await until(async () => (await liveNodes(nodes[0]!)).includes('drainee'), 'registered');
+  const client = await TestClient.connect(drained.url);
+  const { sid } = await client.request({ t: 'open', kind: 'echo' });
+  const bye = client.next((f) => f.t === 'bye');
+  const res = await fetch(`${nodes[0]!.http}/v1/nodes/drainee/drain`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+  t.equal(res.status, 202);
+  const b = await bye;
+  t.equal(b.reason, 'draining');
+  t.ok(b.retryMs > 0);
+  t.equal(await drained.exited, 0, 'the drained node exits cleanly');
+  await until(async () => (await ownerOf(nodes[1]!, sid)) !== 'drainee', 'another node took the session', 20_000);
+  const back = await TestClient.connect(nodes[1]!.url);
+  await back.request({ t: 'attach', sid, from: 0 });
+  back.send({ t: 'in', sid, data: Buffer.from('moved') });
+  await back.waitForOutput(sid, 'moved', 20_000);
+  t.not(await ownerOf(nodes[1]!, sid), 'drainee', 'the session lives on another node');
+  back.close();
+});
