@@ -215,3 +215,41 @@ t.test('drain: bye to clients, sessions move, the node exits', async (t) => {
   t.not(await ownerOf(nodes[1]!, sid), 'drainee', 'the session lives on another node');
   back.close();
 });
+
+t.test('pty sessions whose owner dies follow their policy: lost or restart', async (t) => {
+  const victim = await addNode('pty-victim', ['--role', 'host']);
+  await until(async () => (await liveNodes(nodes[0]!)).includes('pty-victim'), 'host registered');
+  const client = await TestClient.connect(nodes[0]!.url);
+  const onVictim = async (spec: Record<string, unknown>): Promise<string> => {
+    for (let i = 0; i < 40; i++) {
+      const opened = await client.request({ t: 'open', ...spec });
+      if (opened.node === 'pty-victim') return opened.sid;
+      await client.request({ t: 'kill', sid: opened.sid, signal: 'SIGKILL' });
+    }
+    throw new Error('placement never chose the victim');
+  };
+  const lost = await onVictim({ cmd: '/bin/sh' });
+  const restarted = await onVictim({ cmd: '/bin/sh', cwd: '/tmp', onLoss: 'restart' });
+  client.send({ t: 'in', sid: restarted, data: Buffer.from('echo before-$((1+1))\n') });
+  await client.waitForOutput(restarted, 'before-2');
+  const lostExit = client.next((f) => f.t === 'exit' && f.sid === lost, 20_000);
+  const newOwner = client.next((f) => f.t === 'owner' && f.sid === restarted, 20_000);
+  victim.signal('SIGKILL');
+  const exit = await lostExit;
+  t.equal(exit.signal, 'SIGKILL');
+  t.match(exit.reason, /pty-victim/, 'the reason names the lost node');
+  const owner = await newOwner;
+  t.not(owner.node, 'pty-victim');
+  await client.waitForOutput(restarted, /new shell was started/);
+  client.send({ t: 'in', sid: restarted, data: Buffer.from('pwd; echo after-$((2+2))\n') });
+  await client.waitForOutput(restarted, 'after-4');
+  t.match(client.text(restarted), /\/tmp/, 'the new shell runs in the same cwd');
+  const outs = client.frames.filter((f) => f.t === 'out' && f.sid === restarted);
+  let expected = 0;
+  for (const f of outs) {
+    t.equal(f.off, expected, 'offsets continue without a hole or overlap');
+    expected = f.off + f.data.length;
+  }
+  await client.request({ t: 'kill', sid: restarted, signal: 'SIGKILL' });
+  client.close();
+});
