@@ -253,3 +253,29 @@ t.test('pty sessions whose owner dies follow their policy: lost or restart', asy
   await client.request({ t: 'kill', sid: restarted, signal: 'SIGKILL' });
   client.close();
 });
+
+t.test('a node restarted with the same id reconciles the sessions it owned', async (t) => {
+  // A cluster of its own (Redis database 1, a fresh PostgreSQL database), so no other
+  // node can take the session over: only the restarted node can.
+  const soloEnv = { SWITCHBOARD_REDIS_URL: `${redis.url}/1`, SWITCHBOARD_DATABASE_URL: await postgres.createDatabase() };
+  const first = await spawnNode('phoenix', soloEnv, ['--lease-ttl-ms', '1000']);
+  const client = await TestClient.connect(first.url);
+  const { sid } = await client.request({ t: 'open', kind: 'echo' });
+  client.send({ t: 'in', sid, data: Buffer.from('first-life|') });
+  await client.waitForOutput(sid, 'first-life|');
+  first.signal('SIGKILL');
+  await first.exited;
+  const second = await spawnNode('phoenix', soloEnv, ['--lease-ttl-ms', '1000']);
+  t.teardown(() => second.stop());
+  const again = await TestClient.connect(second.url);
+  await until(async () => {
+    const res = await fetch(`${second.http}/v1/sessions`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+    const body = (await res.json()) as { sessions: Array<{ sid: string; status: string }> };
+    return body.sessions.some((s) => s.sid === sid && s.status === 'running') && second.logs.some((l) => l.includes('took over session'));
+  }, 'the restarted node adopts its session', 20_000);
+  await again.request({ t: 'attach', sid, from: 0 });
+  again.send({ t: 'in', sid, data: Buffer.from('second-life|') });
+  await again.waitForOutput(sid, 'first-life|second-life|');
+  t.pass('the session continues at the same offsets after the restart');
+  again.close();
+});
