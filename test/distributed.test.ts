@@ -3,6 +3,7 @@
  * PostgreSQL, three nodes as child processes.
  */
 import t from 'tap';
+import pg from 'pg';
 import { startRedis, until, type RedisServer } from './helpers/redis.js';
 import { startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { spawnNode, type NodeProcess } from './helpers/processes.js';
@@ -161,6 +162,11 @@ t.test('Redis restart mid-session: readyz says 503, then the session resumes', a
   const { sid } = await client.request({ t: 'open', kind: 'echo' });
   client.send({ t: 'in', sid, data: Buffer.from('one|') });
   await client.waitForOutput(sid, 'one|');
+  // The write-behind archive has the bytes before Redis (which keeps nothing) dies.
+  const db = new pg.Client({ connectionString: postgres.url });
+  await db.connect();
+  await until(async () => (await db.query('SELECT 1 FROM session_output WHERE sid = $1', [sid])).rowCount! > 0, 'archived');
+  await db.end();
   await redis.kill('SIGKILL');
   await until(async () => (await fetch(`${nodes[0]!.http}/readyz`)).status === 503, 'readyz 503');
   t.equal((await fetch(`${nodes[0]!.http}/healthz`)).status, 200, 'the node stays up');
@@ -171,6 +177,13 @@ t.test('Redis restart mid-session: readyz says 503, then the session resumes', a
   fresh.send({ t: 'in', sid: opened.sid, data: Buffer.from('new|') });
   await fresh.waitForOutput(opened.sid, 'new|');
   t.pass('new sessions work after the restart');
+  // The old session is taken over again (its lease vanished with Redis) and continues
+  // after the archived bytes: offsets never go backwards.
+  await client.seen((f) => f.t === 'owner' && f.sid === sid, 20_000);
+  client.send({ t: 'in', sid, data: Buffer.from('two|') });
+  await client.waitForOutput(sid, 'one|two|', 20_000);
+  const last = client.frames.filter((f) => f.t === 'out' && f.sid === sid).at(-1)!;
+  t.equal(last.off, 4, 'the session resumed at its old head');
   fresh.close();
   client.close();
 });

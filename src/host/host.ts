@@ -274,8 +274,10 @@ export class Host {
       ...(record.name !== null ? { name: record.name } : {}),
     };
     try {
+      // Offsets never go backwards: if Redis lost the log (a restart without
+      // persistence), continue after what the archive holds.
       const bounds = await this.deps.log.bounds(sid);
-      const head = bounds?.head ?? 0;
+      const head = Math.max(bounds?.head ?? 0, await this.deps.store.archivedHead(sid).catch(() => 0));
       await this.deps.log.init(sid, head);
       if (!(await this.deps.store.updateSession(sid, epoch, { node: this.options.nodeId, status: 'running' }))) {
         await this.deps.leases.release(sid, this.options.nodeId, epoch);

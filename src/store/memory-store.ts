@@ -81,6 +81,10 @@ export class MemoryStore implements Store {
     return sliceChunks(a.chunks, a.start, a.head, from, maxBytes).chunks;
   }
 
+  async archivedHead(sid: SessionId): Promise<Offset> {
+    return this.archives.get(sid)?.head ?? 0;
+  }
+
   isHealthy(): boolean {
     return true;
   }

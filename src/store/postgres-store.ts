@@ -251,6 +251,13 @@ export class PostgresStore implements Store, ArchiveSink {
    * to drop) ends the run: the next read from there starts after the hole, so the first
    * chunk's `off` > `from` tells the caller bytes are missing.
    */
+  async archivedHead(sid: SessionId): Promise<Offset> {
+    // The last row by offset (an index scan backwards on (sid, off)).
+    const { rows } = await this.query<{ end: string }>(
+      'SELECT off + octet_length(data) AS end FROM session_output WHERE sid = $1 ORDER BY off DESC LIMIT 1', [sid]);
+    return rows.length === 0 ? 0 : Number(rows[0]!.end);
+  }
+
   async readArchive(sid: SessionId, from: Offset, maxBytes: number): Promise<LogChunk[]> {
     // Rows are at most MAX_ARCHIVE_ROW_BYTES long, so the row holding `from` starts less
     // than that before it: both steps are index range scans on (sid, off). First the

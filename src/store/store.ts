@@ -72,6 +72,8 @@ export interface Store {
   listEvents(sid: SessionId): Promise<SessionEvent[]>;
   archive(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void>;
   readArchive(sid: SessionId, from: Offset, maxBytes: number): Promise<LogChunk[]>;
+  /** The end of the archived output (0 when none): a floor for the head after Redis lost a log. */
+  archivedHead(sid: SessionId): Promise<Offset>;
   isHealthy(): boolean;
   close(): Promise<void>;
 }

@@ -227,6 +227,8 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     t.strictSame(await store.readArchive(rec.sid, all.length, ALL), [], 'nothing at the head');
     t.strictSame(await store.readArchive(rec.sid, all.length + 10, ALL), [], 'nothing past the head');
     t.strictSame(await store.readArchive(newSessionId(), 0, ALL), [], 'nothing for an unknown session');
+    t.equal(await store.archivedHead(rec.sid), all.length, 'archivedHead is the end of the archive');
+    t.equal(await store.archivedHead(newSessionId()), 0, 'archivedHead of an unknown session is 0');
 
     const small = await store.readArchive(rec.sid, 3, 1);
     const smallBytes = contiguous(t, small, 3, 'small read');
