@@ -27,6 +27,23 @@ async function liveNodes(via: NodeProcess): Promise<string[]> {
   return body.nodes.map((n) => n.id);
 }
 
+/** A new host node, registered and ready to be placed on. */
+async function addHost(id: string): Promise<NodeProcess> {
+  const n = await addNode(id, ['--role', 'host']);
+  await until(async () => (await liveNodes(nodes[0]!)).includes(id), `${id} registered`);
+  return n;
+}
+
+/** Placement is by load: open (killing the misses) until a session lands on `node`. */
+async function openOn(client: TestClient, node: string, spec: Record<string, unknown>): Promise<string> {
+  for (let i = 0; i < 40; i++) {
+    const opened = await client.request({ t: 'open', ...spec });
+    if (opened.node === node) return opened.sid;
+    await client.request({ t: 'kill', sid: opened.sid, signal: 'SIGKILL' });
+  }
+  throw new Error(`placement never chose ${node}`);
+}
+
 async function ownerOf(via: NodeProcess, sid: string): Promise<string | undefined> {
   const res = await fetch(`${via.http}/v1/sessions`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
   const body = (await res.json()) as { sessions: Array<{ sid: string; node: string }> };
@@ -100,16 +117,9 @@ t.test('kill -9 of the edge: resume through another node, zero bytes lost or rep
 });
 
 t.test('kill -9 of the owner of an echo session: continued elsewhere with the same offsets', async (t) => {
-  const owner = await addNode('owner-victim', ['--role', 'host']);
-  await until(async () => (await liveNodes(nodes[0]!)).includes('owner-victim'), 'host registered');
+  const owner = await addHost('owner-victim');
   const client = await TestClient.connect(nodes[0]!.url);
-  let sid = '';
-  // Placement is by load: open until one lands on the victim.
-  for (let i = 0; i < 30 && !sid; i++) {
-    const opened = await client.request({ t: 'open', kind: 'echo' });
-    if (opened.node === 'owner-victim') sid = opened.sid;
-  }
-  t.ok(sid, 'a session on the victim');
+  const sid = await openOn(client, 'owner-victim', { kind: 'echo' });
   client.send({ t: 'in', sid, data: Buffer.from('before|') });
   await client.waitForOutput(sid, 'before|');
   const ownerFrame = client.next((f) => f.t === 'owner' && f.sid === sid, 20_000);
@@ -125,15 +135,9 @@ t.test('kill -9 of the owner of an echo session: continued elsewhere with the sa
 });
 
 t.test('a paused owner past its lease: its late writes are refused', async (t) => {
-  const owner = await addNode('sleeper', ['--role', 'host']);
-  await until(async () => (await liveNodes(nodes[0]!)).includes('sleeper'), 'host registered');
+  const owner = await addHost('sleeper');
   const client = await TestClient.connect(nodes[0]!.url);
-  let sid = '';
-  for (let i = 0; i < 30 && !sid; i++) {
-    const opened = await client.request({ t: 'open', kind: 'echo' });
-    if (opened.node === 'sleeper') sid = opened.sid;
-  }
-  t.ok(sid, 'a session on the sleeper');
+  const sid = await openOn(client, 'sleeper', { kind: 'echo' });
   client.send({ t: 'in', sid, data: Buffer.from('a|') });
   await client.waitForOutput(sid, 'a|');
   const ownerFrame = client.next((f) => f.t === 'owner' && f.sid === sid, 20_000);
@@ -230,19 +234,10 @@ t.test('drain: bye to clients, sessions move, the node exits', async (t) => {
 });
 
 t.test('pty sessions whose owner dies follow their policy: lost or restart', async (t) => {
-  const victim = await addNode('pty-victim', ['--role', 'host']);
-  await until(async () => (await liveNodes(nodes[0]!)).includes('pty-victim'), 'host registered');
+  const victim = await addHost('pty-victim');
   const client = await TestClient.connect(nodes[0]!.url);
-  const onVictim = async (spec: Record<string, unknown>): Promise<string> => {
-    for (let i = 0; i < 40; i++) {
-      const opened = await client.request({ t: 'open', ...spec });
-      if (opened.node === 'pty-victim') return opened.sid;
-      await client.request({ t: 'kill', sid: opened.sid, signal: 'SIGKILL' });
-    }
-    throw new Error('placement never chose the victim');
-  };
-  const lost = await onVictim({ cmd: '/bin/sh' });
-  const restarted = await onVictim({ cmd: '/bin/sh', cwd: '/tmp', onLoss: 'restart' });
+  const lost = await openOn(client, 'pty-victim', { cmd: '/bin/sh' });
+  const restarted = await openOn(client, 'pty-victim', { cmd: '/bin/sh', cwd: '/tmp', onLoss: 'restart' });
   client.send({ t: 'in', sid: restarted, data: Buffer.from('echo before-$((1+1))\n') });
   await client.waitForOutput(restarted, 'before-2');
   const lostExit = client.next((f) => f.t === 'exit' && f.sid === lost, 20_000);
