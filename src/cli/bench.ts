@@ -249,6 +249,8 @@ async function startTarget(o: Options, log: (s: string) => void, roles?: Cluster
   log(single ? 'starting one embedded node…' : `starting Redis, PostgreSQL, ${o.hosts} host and ${o.edges} edge node(s)…`);
   const cluster = await startLocalCluster({
     nodes: nodeRoles.length, roles: nodeRoles, redis: !single, postgres: !single, haproxy: false, flags: NODE_FLAGS, idPrefix: 'bench',
+    // SWITCHBOARD_BENCH_VERBOSE=1 shows the nodes' warnings and errors.
+    ...(process.env.SWITCHBOARD_BENCH_VERBOSE ? { onLog: (id: string, line: string) => log(`${id}: ${line}`) } : {}),
   });
   const edgeNodes = cluster.nodes.filter((n) => n.role !== 'host');
   const procs: Target['procs'] = cluster.nodes.map((n) => ({ id: n.id, role: n.role, pid: n.pid }));

@@ -40,6 +40,8 @@ export interface LocalClusterOptions {
   env?: Record<string, string>;
   /** Extra `serve` flags for every node. */
   flags?: string[];
+  /** Extra node.js options for every node (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
   /** Shared admin token; random when absent. */
   token?: string;
   /** Node ids are `${prefix}-${i + 1}`. */
@@ -202,6 +204,7 @@ export interface SpawnNodeOptions {
   token: string;
   env?: Record<string, string>;
   flags?: string[];
+  nodeArgs?: string[];
   port?: number;
   onLog?: (nodeId: string, line: string) => void;
 }
@@ -210,7 +213,7 @@ export interface SpawnNodeOptions {
 export async function spawnNode(options: SpawnNodeOptions): Promise<ClusterNode> {
   const port = options.port ?? await freePort();
   const proc = track(spawn(process.execPath, [
-    MAIN_JS, 'serve', '--port', String(port), '--node-id', options.id, '--role', options.role, ...(options.flags ?? []),
+    ...(options.nodeArgs ?? []), MAIN_JS, 'serve', '--port', String(port), '--node-id', options.id, '--role', options.role, ...(options.flags ?? []),
   ], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -274,6 +277,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       nodes[i] = await spawnNode({
         id: `${prefix}-${i + 1}`, role: options.roles?.[i] ?? 'both', token, env,
         ...(options.flags ? { flags: options.flags } : {}),
+        ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
         ...(options.onLog ? { onLog: options.onLog } : {}),
       });
     }

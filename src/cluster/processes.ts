@@ -20,7 +20,7 @@ export async function freePort(): Promise<number> {
 /** Polls `check` until it returns true; throws after `ms`, naming `what`. */
 export async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!(await Promise.resolve().then(check).catch(() => false))) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(25);
   }
@@ -41,13 +41,18 @@ export async function rawCommand(port: number, command: string): Promise<string 
   }
 }
 
+/** The status of a GET, or 0 when nothing answers. */
 export async function httpStatus(url: string, token?: string, timeoutMs = 2_000): Promise<number> {
-  const res = await fetch(url, {
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  await res.arrayBuffer();
-  return res.status;
+  try {
+    const res = await fetch(url, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0;
+  }
 }
 
 export function hasExited(child: ChildProcess): boolean {
