@@ -10,7 +10,7 @@ import type { Bus, Unsubscribe } from '../bus/bus.js';
 import { nodeInbox, sessionControl } from '../bus/channels.js';
 import type { SessionLog } from '../log/log.js';
 import type { Leases } from '../lease/leases.js';
-import type { SessionRecord, Store } from '../store/store.js';
+import type { SessionRecord, SessionTouch, Store } from '../store/store.js';
 import type { Limiter } from '../limit/limiter.js';
 import type { BackendExit, BackendFactory } from '../backend/backend.js';
 import type { OpenSpec } from '../protocol/frames.js';
@@ -46,6 +46,9 @@ export interface HostDeps {
 export const RESTART_NOTICE = (node: NodeId): string =>
   `\r\n\x1b[33m[switchboard: the node running this terminal was lost; a new shell was started on ${node}]\x1b[0m\r\n`;
 
+/** How often session activity and client counts reach the store. */
+const ACTIVITY_FLUSH_MS = 3_000;
+
 export class Host {
   private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe; renewedAt: number }>();
   private renewTimer: NodeJS.Timeout | undefined;
@@ -65,7 +68,7 @@ export class Host {
       for (const { session } of this.sessions.values()) session.expireWatches(now);
     }, 5_000);
     this.watchTimer.unref();
-    this.activityTimer = setInterval(() => void this.flushActivity(), 2_000);
+    this.activityTimer = setInterval(() => void this.flushActivity(), ACTIVITY_FLUSH_MS);
     this.activityTimer.unref();
   }
 
@@ -248,14 +251,17 @@ export class Host {
     }));
   }
 
+  /** Activity and client counts of every changed session, in one store write. */
   private async flushActivity(): Promise<void> {
-    const sids = [...this.dirtyActivity];
-    this.dirtyActivity.clear();
-    await Promise.all(sids.map((sid) => {
+    const touches: SessionTouch[] = [];
+    for (const sid of this.dirtyActivity) {
       const s = this.hosted(sid);
-      if (!s) return undefined;
-      return this.deps.store.updateSession(sid, s.epoch, { lastActivity: s.lastActivity, clients: s.clients }).catch(() => {});
-    }));
+      if (s) touches.push({ sid, epoch: s.epoch, lastActivity: s.lastActivity, clients: s.clients });
+    }
+    this.dirtyActivity.clear();
+    await this.deps.store.touchSessions(touches).catch((err) => {
+      this.deps.logger.warn('recording session activity failed', { sessions: touches.length, err: String(err) });
+    });
   }
 
   /**

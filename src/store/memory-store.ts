@@ -2,7 +2,7 @@ import { SwitchboardError } from '../errors/errors.js';
 import { sliceChunks } from '../log/slice.js';
 import type { LogChunk } from '../log/log.js';
 import type { Epoch, Offset, SessionId } from '../util/ids.js';
-import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, Store } from './store.js';
+import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, Store } from './store.js';
 
 /**
  * In-process store. Bounded: ended sessions beyond `maxEnded` are forgotten oldest
@@ -32,6 +32,16 @@ export class MemoryStore implements Store {
     Object.assign(r, patch, { epoch });
     if (patch.status === 'exited' || patch.status === 'lost') this.forgetOldEnded();
     return true;
+  }
+
+  async touchSessions(touches: readonly SessionTouch[]): Promise<void> {
+    for (const t of touches) {
+      const r = this.sessions.get(t.sid);
+      if (r && r.epoch <= t.epoch) {
+        r.lastActivity = t.lastActivity;
+        r.clients = t.clients;
+      }
+    }
   }
 
   async listSessions(filter: SessionFilter = {}): Promise<SessionRecord[]> {

@@ -3,7 +3,7 @@ import { SwitchboardError } from '../errors/errors.js';
 import { sliceChunks } from '../log/slice.js';
 import type { LogChunk } from '../log/log.js';
 import type { Epoch, Offset, SessionId } from '../util/ids.js';
-import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, Store } from './store.js';
+import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, Store } from './store.js';
 
 /** One archive write: `data` at byte offset `off` of `sid`'s output, by the holder of `epoch`. */
 export interface ArchiveRow {
@@ -172,6 +172,17 @@ export class PostgresStore implements Store, ArchiveSink {
     }
     const result = await this.query(`UPDATE sessions SET ${sets.join(', ')} WHERE sid = $1 AND epoch <= $2`, values);
     return (result.rowCount ?? 0) > 0;
+  }
+
+  async touchSessions(touches: readonly SessionTouch[]): Promise<void> {
+    if (touches.length === 0) return;
+    // One statement for any number of sessions: four array parameters, unnested.
+    await this.query(
+      `UPDATE sessions s SET last_activity = to_timestamp(v.la / 1000.0), clients = v.c
+       FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::int[]) AS v(sid, epoch, la, c)
+       WHERE s.sid = v.sid AND s.epoch <= v.epoch`,
+      [touches.map((t) => t.sid), touches.map((t) => t.epoch), touches.map((t) => t.lastActivity), touches.map((t) => t.clients)],
+    );
   }
 
   async listSessions(filter: SessionFilter = {}): Promise<SessionRecord[]> {

@@ -49,6 +49,13 @@ export interface SessionRecord {
 export type SessionPatch = Partial<Pick<SessionRecord,
   'node' | 'status' | 'cols' | 'rows' | 'lastActivity' | 'clients' | 'exitCode' | 'exitSignal' | 'exitReason' | 'cwd'>>;
 
+export interface SessionTouch {
+  sid: SessionId;
+  epoch: Epoch;
+  lastActivity: number;
+  clients: number;
+}
+
 export interface SessionFilter {
   owner?: string;
   node?: NodeId;
@@ -68,6 +75,11 @@ export interface Store {
   getSession(sid: SessionId): Promise<SessionRecord | null>;
   updateSession(sid: SessionId, epoch: Epoch, patch: SessionPatch): Promise<boolean>;
   listSessions(filter?: SessionFilter): Promise<SessionRecord[]>;
+  /**
+   * Records activity and client counts of many sessions in one write (the host calls
+   * it every few seconds), each conditional on its epoch like `updateSession`.
+   */
+  touchSessions(touches: readonly SessionTouch[]): Promise<void>;
   appendEvent(event: SessionEvent): Promise<void>;
   listEvents(sid: SessionId): Promise<SessionEvent[]>;
   archive(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void>;

@@ -212,6 +212,26 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     t.strictSame(await store.listEvents(newSessionId()), [], 'none for an unknown session');
   });
 
+  t.test('touchSessions: many sessions in one write, conditional on the epoch', async (t) => {
+    const store = await setup(t);
+    const a = sessionRecord({ epoch: 2 });
+    const b = sessionRecord({ epoch: 5 });
+    await store.createSession(a);
+    await store.createSession(b);
+    await store.touchSessions([
+      { sid: a.sid, epoch: 2, lastActivity: a.lastActivity + 5000, clients: 3 },
+      { sid: b.sid, epoch: 4, lastActivity: b.lastActivity + 5000, clients: 9 },
+    ]);
+    const gotA = (await store.getSession(a.sid))!;
+    t.equal(gotA.clients, 3);
+    t.equal(gotA.lastActivity, a.lastActivity + 5000);
+    const gotB = (await store.getSession(b.sid))!;
+    t.equal(gotB.clients, b.clients, 'a stale epoch changes nothing');
+    t.equal(gotB.lastActivity, b.lastActivity);
+    await store.touchSessions([]);
+    t.pass('an empty touch is fine');
+  });
+
   t.test('archive and readArchive: exact bytes from any offset', async (t) => {
     const store = await setup(t);
     const rec = sessionRecord({ epoch: 3 });
