@@ -83,7 +83,8 @@ export class Edge {
   constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {}
 
   start(): void {
-    this.refreshTimer = setInterval(() => this.refreshWatches(), WATCH_REFRESH_MS);
+    // Short ticks refreshing only what is due, so refreshes spread out instead of bursting.
+    this.refreshTimer = setInterval(() => this.refreshWatches(), WATCH_REFRESH_MS / 20);
     this.refreshTimer.unref();
     this.deps.bus.onRestore(() => {
       // Events published while the bus was down are lost: catch everyone up from the log.
@@ -543,7 +544,7 @@ export class Edge {
   private refreshWatches(): void {
     const now = Date.now();
     for (const w of this.watched.values()) {
-      if (now - w.watchSentAt >= WATCH_REFRESH_MS / 2) this.sendWatch(w);
+      if (now - w.watchSentAt >= WATCH_REFRESH_MS) this.sendWatch(w);
     }
   }
 

@@ -48,9 +48,10 @@ export const RESTART_NOTICE = (node: NodeId): string =>
 
 /** How often session activity and client counts reach the store. */
 const ACTIVITY_FLUSH_MS = 3_000;
+const RENEW_TICK_MS = 100;
 
 export class Host {
-  private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe; renewedAt: number }>();
+  private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe; renewedAt: number; renewing: boolean }>();
   private renewTimer: NodeJS.Timeout | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
@@ -60,8 +61,9 @@ export class Host {
   constructor(private readonly options: HostOptions, private readonly deps: HostDeps) {}
 
   start(): void {
-    const renewEvery = Math.max(100, Math.floor(this.options.leaseTtlMs / 3));
-    this.renewTimer = setInterval(() => void this.renewAll(), renewEvery);
+    // A short tick renewing only the leases that are due spreads renewals over time:
+    // renewing thousands at once every TTL/3 stalled the event loop (latency spikes).
+    this.renewTimer = setInterval(() => void this.renewDue(), RENEW_TICK_MS);
     this.renewTimer.unref();
     this.watchTimer = setInterval(() => {
       const now = Date.now();
@@ -151,7 +153,7 @@ export class Host {
       onFenced: (s) => this.forget(s, 'fenced'),
       onActivity: (s) => this.dirtyActivity.add(s.sid),
     });
-    const entry = { session, unsubscribe: () => {}, renewedAt: Date.now() };
+    const entry = { session, unsubscribe: () => {}, renewedAt: Date.now(), renewing: false };
     this.sessions.set(sid, entry);
     void this.deps.bus.subscribe(sessionControl(sid), (payload) => this.onControl(session, payload)).then((unsubscribe) => {
       if (this.sessions.get(sid) === entry) entry.unsubscribe = unsubscribe;
@@ -230,11 +232,14 @@ export class Host {
     this.deps.logger.debug('session left this host', { sid: session.sid, why });
   }
 
-  /** Renews every lease; a refusal, or no answer for a whole TTL, fences the session. */
-  private async renewAll(): Promise<void> {
+  /** Renews leases due (a third of the TTL old); a refusal, or no answer for a whole TTL, fences. */
+  private async renewDue(): Promise<void> {
     const now = Date.now();
-    await Promise.all([...this.sessions.values()].map(async (entry) => {
+    const dueBefore = now - this.options.leaseTtlMs / 3;
+    const due = [...this.sessions.values()].filter((e) => e.renewedAt <= dueBefore && !e.renewing);
+    await Promise.all(due.map(async (entry) => {
       const { session } = entry;
+      entry.renewing = true;
       try {
         const held = await this.deps.leases.renew(session.sid, this.options.nodeId, session.epoch, this.options.leaseTtlMs);
         if (held) entry.renewedAt = Date.now();
@@ -247,6 +252,8 @@ export class Host {
           this.deps.logger.warn('lease not renewed within its TTL; fencing session', { sid: session.sid });
           session.fence();
         }
+      } finally {
+        entry.renewing = false;
       }
     }));
   }

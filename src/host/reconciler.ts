@@ -21,6 +21,7 @@ export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   passes = 0;
+  private adoptedOwn = false;
 
   constructor(
     private readonly self: NodeId,
@@ -47,9 +48,13 @@ export class Reconciler {
       const { host, store, leases, registry } = this.deps;
       if (host.draining) return 0;
       const live = new Set((await registry.list()).map((n) => n.id));
-      live.delete(this.self); // our own records without a local session are from a previous life
-      const running = await store.listSessions({ status: ['running', 'starting'] });
-      const orphans = running.filter((r) => !live.has(r.node) && !host.hosted(r.sid)).slice(0, MAX_PER_PASS);
+      // Our own records count as orphans until the first pass has adopted what a previous
+      // life of this node left; after that every one of them is a session we run.
+      if (!this.adoptedOwn) live.delete(this.self);
+      // Only sessions of nodes not alive (the database filters, so a pass stays cheap at
+      // tens of thousands of sessions); our own count as not alive for a previous life.
+      const running = await store.listSessions({ status: ['running', 'starting'], notNodes: [...live] });
+      const orphans = running.filter((r) => !host.hosted(r.sid)).slice(0, MAX_PER_PASS);
       for (const record of orphans) {
         const holder = await leases.current(record.sid);
         if (holder && holder.node === this.self && !host.hosted(record.sid)) {
@@ -57,6 +62,7 @@ export class Reconciler {
         } else if (holder) continue;
         if (await host.takeover(record)) taken++;
       }
+      this.adoptedOwn = true;
     } catch (err) {
       this.deps.logger.warn('reconcile pass failed', { err: String(err) });
     } finally {

@@ -49,6 +49,7 @@ export class MemoryStore implements Store {
     for (const r of this.sessions.values()) {
       if (filter.owner !== undefined && r.owner !== filter.owner) continue;
       if (filter.node !== undefined && r.node !== filter.node) continue;
+      if (filter.notNodes !== undefined && filter.notNodes.includes(r.node)) continue;
       if (filter.status !== undefined && !filter.status.includes(r.status)) continue;
       out.push({ ...r });
     }

@@ -196,6 +196,10 @@ export class PostgresStore implements Store, ArchiveSink {
       values.push(filter.node);
       where.push(`node = $${values.length}`);
     }
+    if (filter.notNodes !== undefined) {
+      values.push(filter.notNodes);
+      where.push(`node <> ALL($${values.length}::text[])`);
+    }
     if (filter.status !== undefined) {
       values.push(filter.status);
       where.push(`status = ANY($${values.length}::text[])`);

@@ -59,6 +59,8 @@ export interface SessionTouch {
 export interface SessionFilter {
   owner?: string;
   node?: NodeId;
+  /** Only sessions whose node is none of these (the reaper: nodes not alive). */
+  notNodes?: NodeId[];
   status?: SessionStatus[];
 }
 

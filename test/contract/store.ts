@@ -176,6 +176,8 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
 
     t.strictSame(await store.listSessions({ owner: alice }), [a5, a2, a1], 'by owner, whole records, newest first');
     t.strictSame(sids(await store.listSessions({ owner: bob })), [b3.sid, b2.sid]);
+    const notBobs = await store.listSessions({ notNodes: [...new Set([b3.node, b2.node])] });
+    t.notOk(notBobs.some((r) => r.node === b3.node || r.node === b2.node), 'notNodes excludes those nodes');
     t.strictSame(sids(await store.listSessions({ node: n1 })), [a5.sid, b3.sid, b2.sid, a1.sid], 'by node');
     t.strictSame(sids(await store.listSessions({ node: n2 })), [a2.sid]);
     t.strictSame(sids(await store.listSessions({ node: n1, status: ['running', 'starting'] })), [a5.sid, b3.sid, a1.sid], 'node and statuses');
