@@ -4,12 +4,11 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, createConnection } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, rawCommand, until as untilShared } from '../../src/cluster/processes.js';
 
 const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
 const REDIS_CLI = process.env.REDIS_CLI ?? '/usr/bin/redis-cli';
@@ -27,38 +26,12 @@ export interface RedisServer {
   restart(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+// Shared with the local cluster launcher: one implementation of each.
+export { freePort };
 
 /** Polls `check` until it returns true; throws after `ms`. For "until X" waits only. */
-export async function until(check: () => boolean | Promise<boolean>, what = 'condition', ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** One raw command over a fresh socket; null when nothing listens or it fails. */
-async function rawCommand(port: number, command: string): Promise<string | null> {
-  const socket = createConnection({ port, host: '127.0.0.1' });
-  try {
-    await once(socket, 'connect');
-    socket.write(`${command}\r\n`);
-    const [data] = (await once(socket, 'data')) as [Buffer];
-    return data.toString();
-  } catch {
-    return null;
-  } finally {
-    socket.destroy();
-  }
+export function until(check: () => boolean | Promise<boolean>, what = 'condition', ms = 10_000): Promise<void> {
+  return untilShared(check, what, ms);
 }
 
 async function waitForPing(port: number): Promise<void> {
