@@ -36,7 +36,7 @@ export class SwitchboardNode {
   state: NodeState = 'created';
   readonly metrics = new Metrics();
   readonly rpc: Rpc;
-  readonly edge: Edge | undefined;
+  readonly edge: Edge;
   readonly host: Host | undefined;
   readonly server: Server;
   private readonly reconciler: Reconciler | undefined;
@@ -45,13 +45,14 @@ export class SwitchboardNode {
   private readonly startedAt = Date.now();
   private cpuMark = { usage: process.cpuUsage(), at: process.hrtime.bigint() };
   private stopping: Promise<void> | undefined;
+  /** host:port clients reach this node at, once listening. */
+  private address = '';
 
   constructor(readonly config: Config, readonly seams: Seams, private readonly logger: Logger, backends: BackendFactory = defaultBackends) {
     this.rpc = new Rpc(seams.bus, config.nodeId);
-    const isEdge = config.role !== 'host';
     const isHost = config.role !== 'edge';
-    // An edge-only node still needs an Edge object for the HTTP API; it simply gets no
-    // WebSocket clients routed to host work.
+    // Every node terminates clients (a host-only node is simply not in front of a load
+    // balancer); only host-capable nodes run sessions.
     this.edge = new Edge({
       nodeId: config.nodeId,
       highWatermark: config.highWatermark,
@@ -77,7 +78,6 @@ export class SwitchboardNode {
       });
       this.metrics.register('switchboard_host_sessions', 'Sessions this node runs', 'gauge', () => this.host!.count);
     }
-    void isEdge;
     this.server = new Server({
       host: config.host,
       port: config.port,
@@ -97,7 +97,7 @@ export class SwitchboardNode {
   async start(): Promise<number> {
     this.state = 'starting';
     this.inboxUnsubscribe = await this.seams.bus.subscribe(nodeInbox(this.config.nodeId), (payload) => this.onInbox(payload));
-    this.edge?.start();
+    this.edge.start();
     this.host?.start();
     const port = await this.server.listen();
     this.address = `${this.config.host}:${port}`;
@@ -109,8 +109,6 @@ export class SwitchboardNode {
     this.logger.info('serving', { node: this.config.nodeId, port, role: this.config.role });
     return port;
   }
-
-  private address = '';
 
   private onInbox(payload: Uint8Array): void {
     let message: InboxMessage | { t: 'drain' };
@@ -124,7 +122,7 @@ export class SwitchboardNode {
         if (this.host) void this.host.handleOpen(message);
         break;
       case 'ack':
-        this.edge?.inputAck(message.c, message.sid, message.n);
+        this.edge.inputAck(message.c, message.sid, message.n);
         break;
       case 'reply':
         this.rpc.settle(message);
@@ -163,7 +161,7 @@ export class SwitchboardNode {
       role: this.config.role,
       addr: this.address,
       sessions: this.host?.count ?? 0,
-      clients: this.edge?.clients.size ?? 0,
+      clients: this.edge.clients.size ?? 0,
       capacity: this.config.capacity,
       draining: this.state === 'draining',
       startedAt: this.startedAt,
@@ -192,7 +190,7 @@ export class SwitchboardNode {
     if (this.host) this.host.draining = true;
     await this.heartbeat();
     this.server.stopListening();
-    await this.edge?.sayBye(BYE_RETRY_MS, BYE_BATCH, BYE_PAUSE_MS);
+    await this.edge.sayBye(BYE_RETRY_MS, BYE_BATCH, BYE_PAUSE_MS);
     await this.host?.releaseAll();
     const deadline = Date.now() + this.config.drainDeadlineMs;
     while ((this.host?.count ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -216,7 +214,7 @@ export class SwitchboardNode {
     await this.host?.stopAll(Math.min(graceMs, 2_000));
     this.server.closeAll();
     this.host?.close();
-    this.edge?.close();
+    this.edge.close();
     this.inboxUnsubscribe?.();
     this.rpc.close();
     await this.seams.registry.remove(this.config.nodeId).catch(() => {});
