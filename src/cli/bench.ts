@@ -249,6 +249,10 @@ async function startTarget(o: Options, log: (s: string) => void, roles?: Cluster
   log(single ? 'starting one embedded node…' : `starting Redis, PostgreSQL, ${o.hosts} host and ${o.edges} edge node(s)…`);
   const cluster = await startLocalCluster({
     nodes: nodeRoles.length, roles: nodeRoles, redis: !single, postgres: !single, haproxy: false, flags: NODE_FLAGS, idPrefix: 'bench',
+    // The caller's SWITCHBOARD_* settings (e.g. SWITCHBOARD_LEASE_TTL_MS) reach the nodes; the
+    // cluster's own token, Redis and database URLs still win.
+    env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] =>
+      e[0].startsWith('SWITCHBOARD_') && e[1] !== undefined && !['SWITCHBOARD_TOKEN', 'SWITCHBOARD_REDIS_URL', 'SWITCHBOARD_DATABASE_URL', 'SWITCHBOARD_BENCH_VERBOSE', 'SWITCHBOARD_LOG_LEVEL'].includes(e[0]))),
     // SWITCHBOARD_BENCH_VERBOSE=1 shows the nodes' warnings and errors.
     ...(process.env.SWITCHBOARD_BENCH_VERBOSE ? { onLog: (id: string, line: string) => log(`${id}: ${line}`) } : {}),
   });
