@@ -15,7 +15,8 @@ import type { NodeId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import type { Host } from './host.js';
 
-const MAX_PER_PASS = 500;
+const MAX_PER_PASS = 2_000;
+const TAKEOVER_CONCURRENCY = 64;
 
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
@@ -55,13 +56,19 @@ export class Reconciler {
       // tens of thousands of sessions); our own count as not alive for a previous life.
       const running = await store.listSessions({ status: ['running', 'starting'], notNodes: [...live] });
       const orphans = running.filter((r) => !host.hosted(r.sid)).slice(0, MAX_PER_PASS);
-      for (const record of orphans) {
-        const holder = await leases.current(record.sid);
-        if (holder && holder.node === this.self && !host.hosted(record.sid)) {
-          await leases.release(record.sid, this.self, holder.epoch);
-        } else if (holder) continue;
-        if (await host.takeover(record)) taken++;
-      }
+      // Takeovers run TAKEOVER_CONCURRENCY at a time: one at a time, each a few round
+      // trips, made clients of a dead node with hundreds of sessions wait seconds.
+      const queue = [...orphans];
+      const worker = async (): Promise<void> => {
+        for (let record = queue.shift(); record; record = queue.shift()) {
+          const holder = await leases.current(record.sid);
+          if (holder && holder.node === this.self && !host.hosted(record.sid)) {
+            await leases.release(record.sid, this.self, holder.epoch);
+          } else if (holder) continue;
+          if (await host.takeover(record)) taken++;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(TAKEOVER_CONCURRENCY, queue.length) }, worker));
       this.adoptedOwn = true;
     } catch (err) {
       this.deps.logger.warn('reconcile pass failed', { err: String(err) });

@@ -23,9 +23,9 @@ import { Metrics } from './metrics.js';
 import { Rpc } from './rpc.js';
 import type { Seams } from './wiring.js';
 
-const HEARTBEAT_MS = 1_000;
-const HEARTBEAT_TTL_MS = 3_500;
-const RECONCILE_MS = 1_000;
+const HEARTBEAT_MS = 500;
+const HEARTBEAT_TTL_MS = 2_000;
+const RECONCILE_MS = 500;
 const BYE_BATCH = 200;
 const BYE_PAUSE_MS = 50;
 const BYE_RETRY_MS = 250;
