@@ -48,32 +48,8 @@ Scenarios: ${SCENARIOS.join(', ')}
   --report FILE      write a self-contained HTML report
 `;
 
-// Structural copies of bench/loadgen-protocol.ts (src/ cannot import bench/).
-interface ConnSpec {
-  url: string;
-  action: 'open' | 'attach' | 'none';
-  kind?: 'echo' | 'pty';
-  cmd?: string;
-  args?: string[];
-  sid?: string;
-  role?: 'writer' | 'viewer';
-  from?: number;
-  writes: boolean;
-  slow?: boolean;
-  flood?: boolean;
-}
-interface ConnectedMsg {
-  type: 'connected'; ok: number; failed: number; errors: string[]; setupHist: string;
-  firstDoneAt: number; lastDoneAt: number; sids: string[]; nodes: string[]; heads: number[]; rss: number;
-}
-interface ResultMsg {
-  type: 'result'; hist: string; histFromSend: string; expected: number; received: number; sent: number; errors: number;
-  errorSamples: string[]; lostBytes: number; dupBytes: number; gapFrames: number; ownerFrames: number; exitFrames: number;
-  closes: number; bytesIn: number; floodBytesIn: number; resumeMs: number[]; notResumed: number;
-  cpuUserMs: number; cpuSystemMs: number; wallMs: number; rss: number; maxSendLagMs: number;
-}
-interface ProgressMsg { type: 'progress'; sent: number; received: number; errors: number }
-type WorkerMsg = ConnectedMsg | ResultMsg | ProgressMsg;
+// The parent ⇄ worker messages, shared with bench/loadgen-worker.ts.
+import type { ConnSpec, ConnectedMsg, ProgressMsg, ResultMsg, WorkerMsg } from '../cluster/loadgen-protocol.js';
 
 interface Options {
   scenario: Scenario;
