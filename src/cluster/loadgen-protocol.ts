@@ -1,7 +1,7 @@
 /**
  * Messages between the bench (parent, src/cli/bench.ts) and a load generator worker
- * (bench/loadgen-worker.ts, a child process with an IPC channel). src/cli/bench.ts keeps
- * a structural copy of these types (src/ cannot import bench/ under rootDir).
+ * (bench/loadgen-worker.ts, a child process with an IPC channel). Both import these
+ * types from here.
  *
  *   parent ──connect──▶ worker ──connected──▶ parent
  *   parent ──measure──▶ worker ──progress…, result──▶ parent
