@@ -43,8 +43,6 @@ export interface EdgeOptions {
   /** Send buffer past which a socket stops getting live output and must catch up. */
   lagLimit: number;
   frameRate: number;
-  /** This node's registry entry, when it can host sessions. */
-  self?: () => NodeInfo;
 }
 
 export interface EdgeDeps {
@@ -261,9 +259,6 @@ export class Edge {
     } catch (err) {
       throw new SwitchboardError('unavailable', 'the node registry is unreachable; try again', { temporary: true, cause: err });
     }
-    // Right after a Redis restart the registry is empty until the next heartbeats; a
-    // node that can host does not refuse work for that.
-    if (this.options.self && !nodes.some((n) => n.id === this.options.nodeId)) nodes.push(this.options.self());
     const tried = new Set<NodeId>();
     let lastError: SwitchboardError = new SwitchboardError('unavailable', 'no host node has room for a new session; try again later', { temporary: true });
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -358,12 +353,17 @@ export class Edge {
     void w.ready.then(() => this.catchUp(a));
   }
 
-  private detach(a: Attachment): void {
+  /**
+   * Ends an attachment: leaves the client's map and the session's watch (dropping the
+   * bus subscription with the last one). `tellHost` is false once the session exited:
+   * nobody owns it any more.
+   */
+  private detach(a: Attachment, tellHost = true): void {
     a.state = 'closed';
     if (a.client.attachments.get(a.sid) === a) a.client.attachments.delete(a.sid);
     const w = this.watched.get(a.sid);
     if (!w || !w.attachments.delete(a)) return;
-    this.sendWatch(w);
+    if (tellHost) this.sendWatch(w);
     if (w.attachments.size === 0) {
       this.watched.delete(a.sid);
       w.unsubscribe?.();
@@ -422,7 +422,7 @@ export class Edge {
     }
     if (event.t === 'exit') {
       // Nothing more will come: let the watchers go once they have caught up.
-      for (const a of [...w.attachments]) if (a.state === 'live') this.finishEnded(a);
+      for (const a of [...w.attachments]) if (a.state === 'live') this.detach(a, false);
     }
   }
 
@@ -492,19 +492,7 @@ export class Edge {
     const held = a.held;
     a.held = [];
     for (const frame of held) a.client.socket.send(frame);
-    if (a.exitSeen) this.finishEnded(a);
-  }
-
-  /** A finished session's attachment: stays in the client's map for acks, leaves the watch. */
-  private finishEnded(a: Attachment): void {
-    const w = this.watched.get(a.sid);
-    if (w?.attachments.delete(a) && w.attachments.size === 0) {
-      this.watched.delete(a.sid);
-      w.unsubscribe?.();
-      this.deps.metrics.sessionsWatched.set(this.watched.size);
-    }
-    if (a.client.attachments.get(a.sid) === a) a.client.attachments.delete(a.sid);
-    a.state = 'closed';
+    if (a.exitSeen) this.detach(a, false);
   }
 
   // ─── flow control ─────────────────────────────────────────────────────────

@@ -56,6 +56,7 @@ export class Host {
   private watchTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
   private readonly dirtyActivity = new Set<SessionId>();
+  private readonly fenced = new Set<SessionId>();
   draining = false;
 
   constructor(private readonly options: HostOptions, private readonly deps: HostDeps) {}
@@ -82,6 +83,13 @@ export class Host {
     let n = 0;
     for (const { session } of this.sessions.values()) n += session.clients;
     return n;
+  }
+
+  /** Sessions fenced here since the last call: candidates for a takeover. */
+  takeFenced(): SessionId[] {
+    const sids = [...this.fenced];
+    this.fenced.clear();
+    return sids;
   }
 
   hosted(sid: SessionId): HostedSession | undefined {
@@ -150,7 +158,12 @@ export class Host {
       logger: this.deps.logger,
       ...(this.deps.archive ? { archive: this.deps.archive } : {}),
       onExit: (s, exit) => void this.onExit(s, exit),
-      onFenced: (s) => this.forget(s, 'fenced'),
+      onFenced: (s) => {
+        this.forget(s, 'fenced');
+        // Fenced while this node lives (a lost renewal, a Redis outage): the reaper only
+        // scans dead nodes' sessions, so it is told about this one directly.
+        this.fenced.add(s.sid);
+      },
       onActivity: (s) => this.dirtyActivity.add(s.sid),
     });
     const entry = { session, unsubscribe: () => {}, renewedAt: Date.now(), renewing: false };

@@ -55,6 +55,10 @@ export class Reconciler {
       // Only sessions of nodes not alive (the database filters, so a pass stays cheap at
       // tens of thousands of sessions); our own count as not alive for a previous life.
       const running = await store.listSessions({ status: ['running', 'starting'], notNodes: [...live] });
+      for (const sid of host.takeFenced()) {
+        const record = await store.getSession(sid);
+        if (record && (record.status === 'running' || record.status === 'starting')) running.push(record);
+      }
       const orphans = running.filter((r) => !host.hosted(r.sid)).slice(0, MAX_PER_PASS);
       // Takeovers run TAKEOVER_CONCURRENCY at a time: one at a time, each a few round
       // trips, made clients of a dead node with hundreds of sessions wait seconds.

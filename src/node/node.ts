@@ -45,6 +45,8 @@ export class SwitchboardNode {
   private readonly startedAt = Date.now();
   private cpuMark = { usage: process.cpuUsage(), at: process.hrtime.bigint() };
   private stopping: Promise<void> | undefined;
+  /** The last heartbeat reached the registry. */
+  private registered = false;
   /** host:port clients reach this node at, once listening. */
   private address = '';
 
@@ -59,7 +61,6 @@ export class SwitchboardNode {
       lowWatermark: config.lowWatermark,
       lagLimit: Math.max(config.replayBytes, config.highWatermark * 2),
       frameRate: config.frameRate,
-      ...(isHost ? { self: () => this.nodeInfo() } : {}),
     }, { bus: seams.bus, log: seams.log, store: seams.store, registry: seams.registry, rpc: this.rpc, logger: logger.child('edge'), metrics: this.metrics });
     if (isHost) {
       this.host = new Host({
@@ -97,6 +98,10 @@ export class SwitchboardNode {
   async start(): Promise<number> {
     this.state = 'starting';
     this.inboxUnsubscribe = await this.seams.bus.subscribe(nodeInbox(this.config.nodeId), (payload) => this.onInbox(payload));
+    this.seams.bus.onRestore(() => {
+      this.registered = false;
+      void this.heartbeat();
+    });
     this.edge.start();
     this.host?.start();
     const port = await this.server.listen();
@@ -138,6 +143,9 @@ export class SwitchboardNode {
     if (this.state !== 'serving') reasons.push(`node is ${this.state}`);
     if (!this.seams.bus.isHealthy()) reasons.push('message bus unreachable');
     if (!this.seams.store.isHealthy()) reasons.push('session store unreachable');
+    // Placement reads the registry: a node not in it (e.g. right after a Redis restart)
+    // would get no sessions and could place none on itself.
+    if (!this.registered) reasons.push('not registered in the node registry yet');
     reasons.push(...this.seams.health());
     return { ok: reasons.length === 0, reasons };
   }
@@ -145,14 +153,21 @@ export class SwitchboardNode {
   private lastCpu = 0;
 
   private async heartbeat(): Promise<void> {
+    // A Redis outage may have emptied the registry: not registered until a heartbeat
+    // lands after it.
+    if (!this.seams.bus.isHealthy()) this.registered = false;
     const now = process.hrtime.bigint();
     const usage = process.cpuUsage(this.cpuMark.usage);
     const elapsedUs = Number(now - this.cpuMark.at) / 1000;
     this.cpuMark = { usage: process.cpuUsage(), at: now };
     this.lastCpu = elapsedUs > 0 ? Math.round(((usage.user + usage.system) / elapsedUs / Math.max(1, cpus().length)) * 1000) / 1000 : 0;
-    await this.seams.registry.heartbeat(this.nodeInfo(), HEARTBEAT_TTL_MS).catch((err) => {
-      this.logger.warn('heartbeat failed', { err: String(err) });
-    });
+    try {
+      await this.seams.registry.heartbeat(this.nodeInfo(), HEARTBEAT_TTL_MS);
+      this.registered = true;
+    } catch (err) {
+      if (this.registered) this.logger.warn('heartbeat failed', { err: String(err) });
+      this.registered = false;
+    }
   }
 
   nodeInfo(): NodeInfo {
