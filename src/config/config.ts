@@ -158,7 +158,7 @@ export const DEFAULTS = {
   maxFrame: 64 * KiB,
   highWatermark: 256 * KiB,
   lowWatermark: 64 * KiB,
-  leaseTtlMs: 5_000,
+  leaseTtlMs: 1_500,
   drainDeadlineMs: 30_000,
   capacity: 20_000,
   limitFailMode: 'open' as FailMode,

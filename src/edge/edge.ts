@@ -19,7 +19,6 @@ import type { ClientId, NodeId, Offset, SessionId } from '../util/ids.js';
 import { newSessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import type { ControlMessage, InputCommand, OpenRequest, WatchCommand } from '../node/messages.js';
-import { WATCH_REFRESH_MS } from '../node/messages.js';
 import type { Rpc } from '../node/rpc.js';
 import { MemoryLimiter } from '../limit/memory-limiter.js';
 import { Attachment } from './attachment.js';
@@ -62,7 +61,6 @@ interface Watched {
   unsubscribe: Unsubscribe | undefined;
   ready: Promise<void>;
   paused: boolean;
-  watchSentAt: number;
 }
 
 interface OutEvent {
@@ -76,14 +74,10 @@ export class Edge {
   readonly clients = new Map<ClientId, ClientConn>();
   private readonly watched = new Map<SessionId, Watched>();
   private readonly frameLimiter = new MemoryLimiter();
-  private refreshTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {}
 
   start(): void {
-    // Short ticks refreshing only what is due, so refreshes spread out instead of bursting.
-    this.refreshTimer = setInterval(() => this.refreshWatches(), WATCH_REFRESH_MS / 20);
-    this.refreshTimer.unref();
     this.deps.bus.onRestore(() => {
       // Events published while the bus was down are lost: catch everyone up from the log.
       for (const w of this.watched.values()) {
@@ -391,7 +385,7 @@ export class Edge {
   private watch(sid: SessionId): Watched {
     let w = this.watched.get(sid);
     if (w) return w;
-    const created: Watched = { sid, attachments: new Set(), unsubscribe: undefined, ready: Promise.resolve(), paused: false, watchSentAt: 0 };
+    const created: Watched = { sid, attachments: new Set(), unsubscribe: undefined, ready: Promise.resolve(), paused: false };
     created.ready = this.deps.bus.subscribe(sessionEvents(sid), (payload) => this.onEvent(created, payload)).then(
       (unsubscribe) => {
         if (this.watched.get(sid) === created) created.unsubscribe = unsubscribe;
@@ -524,16 +518,8 @@ export class Edge {
       } else viewers++;
     }
     w.paused = paused;
-    w.watchSentAt = Date.now();
     const message: WatchCommand = { t: 'watch', e: this.options.nodeId, writers, viewers, sizes, paused };
     void this.deps.bus.publish(sessionControl(w.sid), encodeValue(message)).catch(() => {});
-  }
-
-  private refreshWatches(): void {
-    const now = Date.now();
-    for (const w of this.watched.values()) {
-      if (now - w.watchSentAt >= WATCH_REFRESH_MS) this.sendWatch(w);
-    }
   }
 
   /** Tells every client to reconnect elsewhere, in paced batches (drain). */
@@ -550,7 +536,6 @@ export class Edge {
   }
 
   close(): void {
-    clearInterval(this.refreshTimer);
     for (const w of this.watched.values()) w.unsubscribe?.();
     this.watched.clear();
   }

@@ -46,9 +46,14 @@ export class SwitchboardError extends Error {
 
 /** The epoch we hold is no longer the session's current one: another node owns it now. */
 export class FencedError extends SwitchboardError {
-  constructor(sid: string, epoch: number) {
-    super('conflict', `session ${sid}: epoch ${epoch} is fenced off; another node owns the session now`);
+  /** The epoch the owner record holds now; null when there is no record (Redis lost it). */
+  readonly current: number | null;
+  constructor(sid: string, epoch: number, current: number | null = null) {
+    super('conflict', current === null
+      ? `session ${sid}: epoch ${epoch} is fenced off; the session has no owner record`
+      : `session ${sid}: epoch ${epoch} is fenced off; epoch ${current} owns the session now`);
     this.name = 'FencedError';
+    this.current = current;
   }
 }
 

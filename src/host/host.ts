@@ -2,14 +2,19 @@
  * The host role: runs backends for the sessions this node owns, keeps their leases,
  * and answers the control messages edges send them.
  *
- *   edge ──open──▶ host: acquire lease (epoch) → store record → backend → reply
+ *   edge ──open──▶ host: claim the owner record (epoch) → store record → backend → reply
  *   edge ──in/resize/watch/kill (sessionControl)──▶ host ──▶ backend
- *   host ──renew every ttl/3──▶ leases; a refused renewal fences the session at once
+ *   host ──output──▶ log.append(epoch): refused once a higher epoch owns the session
+ *
+ * Nothing here is renewed per session: the node's liveness is its registry heartbeat
+ * (src/node), and an owner epoch changes only when a session is taken over. A Redis
+ * outage or a stalled loop holds output instead of ending sessions (HostedSession).
  */
 import type { Bus, Unsubscribe } from '../bus/bus.js';
 import { nodeInbox, sessionControl } from '../bus/channels.js';
 import type { SessionLog } from '../log/log.js';
-import type { Leases } from '../lease/leases.js';
+import type { LeaseHolder, Leases } from '../lease/leases.js';
+import type { Registry } from '../registry/registry.js';
 import type { SessionRecord, SessionTouch, Store } from '../store/store.js';
 import type { Limiter } from '../limit/limiter.js';
 import type { BackendExit, BackendFactory } from '../backend/backend.js';
@@ -24,7 +29,6 @@ import { HostedSession } from './hosted-session.js';
 
 export interface HostOptions {
   nodeId: NodeId;
-  leaseTtlMs: number;
   capacity: number;
   exitedRetentionMs: number;
   agentLimitRate: number;
@@ -34,6 +38,7 @@ export interface HostDeps {
   bus: Bus;
   log: SessionLog;
   leases: Leases;
+  registry: Registry;
   store: Store;
   limiter: Limiter;
   backends: BackendFactory;
@@ -48,11 +53,13 @@ export const RESTART_NOTICE = (node: NodeId): string =>
 
 /** How often session activity and client counts reach the store. */
 const ACTIVITY_FLUSH_MS = 3_000;
-const RENEW_TICK_MS = 100;
+/** How often edges that left the registry are forgotten (their watches no longer count). */
+const EDGE_CHECK_MS = 2_000;
+/** Owner records read per round trip when verifying ownership. */
+const VERIFY_BATCH = 1_000;
 
 export class Host {
-  private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe; renewedAt: number; renewing: boolean }>();
-  private renewTimer: NodeJS.Timeout | undefined;
+  private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe }>();
   private watchTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
   private readonly dirtyActivity = new Set<SessionId>();
@@ -62,14 +69,9 @@ export class Host {
   constructor(private readonly options: HostOptions, private readonly deps: HostDeps) {}
 
   start(): void {
-    // A short tick renewing only the leases that are due spreads renewals over time:
-    // renewing thousands at once every TTL/3 stalled the event loop (latency spikes).
-    this.renewTimer = setInterval(() => void this.renewDue(), RENEW_TICK_MS);
-    this.renewTimer.unref();
-    this.watchTimer = setInterval(() => {
-      const now = Date.now();
-      for (const { session } of this.sessions.values()) session.expireWatches(now);
-    }, 5_000);
+    // One registry read per node, not a refresh per session: steady-state traffic stays
+    // flat however many sessions are idle.
+    this.watchTimer = setInterval(() => void this.forgetDeadEdges(), EDGE_CHECK_MS);
     this.watchTimer.unref();
     this.activityTimer = setInterval(() => void this.flushActivity(), ACTIVITY_FLUSH_MS);
     this.activityTimer.unref();
@@ -115,7 +117,7 @@ export class Host {
     if (this.sessions.size >= this.options.capacity) {
       throw new SwitchboardError('unavailable', `this node hosts its maximum of ${this.options.capacity} sessions`, { temporary: true });
     }
-    const epoch = await this.deps.leases.acquire(sid, this.options.nodeId, this.options.leaseTtlMs);
+    const epoch = await this.deps.leases.claim(sid, this.options.nodeId);
     if (epoch === null) throw new SwitchboardError('conflict', `session ${sid} exists already`);
     const now = Date.now();
     const record: SessionRecord = {
@@ -158,15 +160,17 @@ export class Host {
       logger: this.deps.logger,
       ...(this.deps.archive ? { archive: this.deps.archive } : {}),
       onExit: (s, exit) => void this.onExit(s, exit),
-      onFenced: (s) => {
+      onFenced: (s, handBack) => {
         this.forget(s, 'fenced');
-        // Fenced while this node lives (a lost renewal, a Redis outage): the reaper only
-        // scans dead nodes' sessions, so it is told about this one directly.
-        this.fenced.add(s.sid);
+        // The log could not go on here although no other node owns the session: the
+        // reaper only scans dead nodes' sessions, so it is told about this one directly.
+        if (handBack) this.fenced.add(s.sid);
       },
       onActivity: (s) => this.dirtyActivity.add(s.sid),
+      reclaim: (s, head) => this.reclaim(s, head),
+      nodeId: this.options.nodeId,
     });
-    const entry = { session, unsubscribe: () => {}, renewedAt: Date.now(), renewing: false };
+    const entry = { session, unsubscribe: () => {} };
     this.sessions.set(sid, entry);
     void this.deps.bus.subscribe(sessionControl(sid), (payload) => this.onControl(session, payload)).then((unsubscribe) => {
       if (this.sessions.get(sid) === entry) entry.unsubscribe = unsubscribe;
@@ -245,30 +249,62 @@ export class Host {
     this.deps.logger.debug('session left this host', { sid: session.sid, why });
   }
 
-  /** Renews leases due (a third of the TTL old); a refusal, or no answer for a whole TTL, fences. */
-  private async renewDue(): Promise<void> {
-    const now = Date.now();
-    const dueBefore = now - this.options.leaseTtlMs / 3;
-    const due = [...this.sessions.values()].filter((e) => e.renewedAt <= dueBefore && !e.renewing);
-    await Promise.all(due.map(async (entry) => {
-      const { session } = entry;
-      entry.renewing = true;
-      try {
-        const held = await this.deps.leases.renew(session.sid, this.options.nodeId, session.epoch, this.options.leaseTtlMs);
-        if (held) entry.renewedAt = Date.now();
-        else {
-          this.deps.logger.warn('lease lost; fencing session', { sid: session.sid, epoch: session.epoch });
+  /** Edges gone from the registry stop counting as watchers (pauses, sizes, clients). */
+  private async forgetDeadEdges(): Promise<void> {
+    let live: Set<NodeId>;
+    try {
+      live = new Set((await this.deps.registry.list()).map((n) => n.id));
+    } catch {
+      return; // registry unreachable: keep what we know rather than forget everyone
+    }
+    for (const { session } of this.sessions.values()) session.forgetEdgesExcept(live);
+  }
+
+  /**
+   * After this node may have been cut off (Redis came back, or a heartbeat lapsed past
+   * the TTL): one look at every owner record we think we hold. A higher epoch ends our
+   * copy at once (another node took over while we were away); a missing record is
+   * reclaimed. Costs one read per session, only on such an event, never in steady state.
+   */
+  async verifyOwnership(why: string): Promise<void> {
+    const sessions = [...this.sessions.values()].map((e) => e.session).filter((s) => s.state === 'running');
+    let ended = 0;
+    let missing = 0;
+    for (let i = 0; i < sessions.length; i += VERIFY_BATCH) {
+      const batch = sessions.slice(i, i + VERIFY_BATCH);
+      const holders = await this.deps.leases.currentMany(batch.map((s) => s.sid));
+      batch.forEach((session, j) => {
+        const holder = holders[j];
+        if (!holder) {
+          missing++;
+          session.ownerRecordMissing();
+        } else if (holder.epoch > session.epoch) {
+          ended++;
+          this.deps.logger.warn('fenced: another node took the session over', { sid: session.sid, epoch: session.epoch, current: holder.epoch });
           session.fence();
         }
-      } catch {
-        if (now - entry.renewedAt >= this.options.leaseTtlMs) {
-          this.deps.logger.warn('lease not renewed within its TTL; fencing session', { sid: session.sid });
-          session.fence();
-        }
-      } finally {
-        entry.renewing = false;
-      }
-    }));
+      });
+    }
+    this.deps.logger.info('ownership verified', { why, sessions: sessions.length, ended, missing });
+  }
+
+  /**
+   * The owner record of a session we run vanished (Redis lost its data): claim it again
+   * above our epoch, so only a higher epoch, never an outage, ends a session here.
+   */
+  private async reclaim(session: HostedSession, head: Offset): Promise<Epoch | null> {
+    const { sid } = session;
+    const holder = await this.deps.leases.current(sid);
+    if (holder && holder.epoch > session.epoch) return null;
+    const epoch = await this.deps.leases.takeover(sid, this.options.nodeId, holder, session.epoch);
+    if (epoch === null) return null;
+    await this.deps.log.init(sid, head);
+    if (!(await this.deps.store.updateSession(sid, epoch, { node: this.options.nodeId, status: 'running' }))) {
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+      return null;
+    }
+    this.deps.logger.info('owner record reclaimed', { sid, epoch, head });
+    return epoch;
   }
 
   /** Activity and client counts of every changed session, in one store write. */
@@ -285,12 +321,13 @@ export class Host {
   }
 
   /**
-   * Takes over a session whose owner is gone (the lease is free). Echo and agent
+   * Takes over a session whose owner node is gone (`from` is the owner record the caller
+   * saw; it must still be exactly that). Echo and agent
    * sessions continue at the same offsets; a pty follows its onLoss policy.
    */
-  async takeover(record: SessionRecord): Promise<boolean> {
+  async takeover(record: SessionRecord, from: LeaseHolder | null): Promise<boolean> {
     if (this.sessions.has(record.sid) || this.draining) return false;
-    const epoch = await this.deps.leases.acquire(record.sid, this.options.nodeId, this.options.leaseTtlMs);
+    const epoch = await this.deps.leases.takeover(record.sid, this.options.nodeId, from, record.epoch);
     if (epoch === null) return false;
     const { sid } = record;
     const spec: OpenSpec = {
@@ -373,7 +410,6 @@ export class Host {
   }
 
   close(): void {
-    clearInterval(this.renewTimer);
     clearInterval(this.watchTimer);
     clearInterval(this.activityTimer);
     for (const { session } of [...this.sessions.values()]) session.fence();

@@ -1,26 +1,30 @@
 /**
- * One session this node owns: its backend, its lease epoch and its output head.
+ * One session this node owns: its backend, its owner epoch and its output head.
  *
- *   backend ──data──▶ pending (this turn) ──setImmediate──▶ log.append(epoch, head)
- *                                                            = fence check + store + publish
+ *   backend ──data──▶ pending (this turn) ──setImmediate──▶ OutputPipeline ──▶ log.append
+ *                                                            (fence check + store + publish)
  *
- * State: running ⇄ paused → exited | fenced. `fenced` means another node owns the
- * session now: the backend is stopped and nothing more is written.
+ * State: running → exited | fenced. `fenced` means another node owns the session now
+ * (a higher epoch in the owner record): the backend is stopped and nothing more is
+ * written. A Redis outage or a stalled event loop does NOT fence: output is held
+ * (the backend paused once MAX_UNCONFIRMED_BYTES wait) and continues at the same
+ * offsets when the log answers again.
  */
 import type { Backend, BackendExit } from '../backend/backend.js';
 import type { SessionLog } from '../log/log.js';
+import { MAX_APPEND_BYTES } from '../log/log.js';
 import type { OpenSpec } from '../protocol/frames.js';
 import { encodeFrame } from '../protocol/codec.js';
 import { FencedError } from '../errors/errors.js';
 import type { ClientId, Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
 import type { WatchCommand } from '../node/messages.js';
-import { WATCH_TTL_MS } from '../node/messages.js';
 import { effectiveSize, type Size } from './resize-policy.js';
 import type { Logger } from '../util/log.js';
+import { OutputPipeline } from './output-pipeline.js';
 
 /** Largest `out` frame: bigger batches are split so no client gets a giant message. */
-export const MAX_OUT_CHUNK = 64 * 1024;
-/** Appends in flight before the backend is paused (Redis slower than the producer). */
+export const MAX_OUT_CHUNK = MAX_APPEND_BYTES;
+/** Output waiting for the log before the backend is paused (Redis slow or away). */
 const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
 
 export type HostedState = 'running' | 'exited' | 'fenced';
@@ -28,11 +32,15 @@ export type HostedState = 'running' | 'exited' | 'fenced';
 export interface HostedSessionDeps {
   log: SessionLog;
   logger: Logger;
-  /** Write-behind copy of output (PostgreSQL archive), if any. */
+  /** Write-behind copy of confirmed output (PostgreSQL archive), if any. */
   archive?: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
   onExit: (session: HostedSession, exit: BackendExit) => void;
-  onFenced: (session: HostedSession) => void;
+  /** Ended here for good; `handBack`: the reaper should decide (the log could not go on). */
+  onFenced: (session: HostedSession, handBack: boolean) => void;
   onActivity?: (session: HostedSession) => void;
+  /** The owner record vanished (Redis lost it): claim again above `epoch`, log at `head`. */
+  reclaim: (session: HostedSession, head: Offset) => Promise<Epoch | null>;
+  nodeId: NodeId;
 }
 
 interface EdgeView {
@@ -40,7 +48,6 @@ interface EdgeView {
   viewers: number;
   sizes: Array<[ClientId, number, number]>;
   paused: boolean;
-  seenAt: number;
 }
 
 export class HostedSession {
@@ -50,8 +57,7 @@ export class HostedSession {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
-  private unconfirmedBytes = 0;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly output: OutputPipeline;
   private readonly edges = new Map<NodeId, EdgeView>();
   private latest: Size;
   private backendPaused = false;
@@ -60,7 +66,7 @@ export class HostedSession {
   constructor(
     readonly sid: SessionId,
     readonly spec: OpenSpec,
-    readonly epoch: Epoch,
+    epoch: Epoch,
     /** Next offset to write: 0 for a new session, the log head on takeover. */
     public head: Offset,
     readonly backend: Backend,
@@ -68,6 +74,19 @@ export class HostedSession {
   ) {
     this.size = { cols: spec.cols, rows: spec.rows };
     this.latest = this.size;
+    this.output = new OutputPipeline(sid, epoch, head, {
+      log: deps.log,
+      ...(deps.archive ? { onConfirmed: (c, e) => deps.archive!(sid, e, c.off, c.data) } : {}),
+      onBacklog: () => this.updateFlow(),
+      onEnded: (why, handBack) => {
+        deps.logger.warn('fenced: the session ends on this node', { sid, why });
+        this.fence(handBack);
+      },
+      reclaim: (at) => deps.reclaim(this, at),
+      onReclaimed: (e) => void this.announce({ t: 'owner', sid, node: deps.nodeId, epoch: e }).catch(() => {}),
+      onHolding: (why) => deps.logger.warn('log unreachable; holding output', { sid, why }),
+      onFlowing: () => deps.logger.info('log reachable; output flows again', { sid }),
+    });
     backend.onData((data) => this.onOutput(data));
     backend.onExit((exit) => void this.onBackendExit(exit));
   }
@@ -87,10 +106,25 @@ export class HostedSession {
     }
   }
 
-  /** Writes this turn's output as one append per MAX_OUT_CHUNK, in order. */
+  /** The fencing token every write of ours carries; it changes only on a reclaim. */
+  get epoch(): Epoch {
+    return this.output.epoch;
+  }
+
+  /** The owner record was found missing: reclaim it (announcing `owner`) before writing on. */
+  ownerRecordMissing(): void {
+    if (this.state === 'running') this.output.ownerRecordMissing();
+  }
+
+  /** True while output waits for an unreachable log. */
+  get holding(): boolean {
+    return this.output.state === 'holding';
+  }
+
+  /** Hands this turn's output to the pipeline, one chunk per MAX_OUT_CHUNK, in order. */
   private flush(): void {
     this.flushScheduled = false;
-    if (this.pendingBytes === 0 || this.state === 'fenced') return;
+    if (this.pendingBytes === 0 || this.state !== 'running') return;
     const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
@@ -99,50 +133,27 @@ export class HostedSession {
       const data = all.subarray(at, Math.min(all.length, at + MAX_OUT_CHUNK));
       const off = this.head;
       this.head += data.length;
-      this.unconfirmedBytes += data.length;
-      this.deps.archive?.(this.sid, this.epoch, off, data);
-      // ioredis keeps command order on one connection, so appends may overlap; the
-      // chain is only for error handling and for exit to wait on the last one.
-      const appended = this.deps.log.append(this.sid, this.epoch, off, data);
-      this.chain = this.chain.then(() => appended).then(
-        () => {
-          this.unconfirmedBytes -= data.length;
-          this.updateFlow();
-        },
-        (err) => this.onAppendFailed(err),
-      );
+      this.output.push({ off, data });
     }
     this.updateFlow();
     this.deps.onActivity?.(this);
   }
 
-  private onAppendFailed(err: unknown): void {
-    if (this.state === 'fenced') return;
-    if (err instanceof FencedError) {
-      this.fence();
-      return;
-    }
-    // Redis unreachable or a head conflict: we cannot know what was stored, so stop
-    // writing rather than risk a hole or a duplicate; the lease lapses and the
-    // reconciler decides what happens next, as for a dead node.
-    this.deps.logger.warn('append failed; fencing session', { sid: this.sid, err: String(err) });
-    this.fence();
-  }
-
-  /** Stop everything at once: another node owns the session (or may, any moment now). */
-  fence(): void {
+  /** Stop everything at once: another node owns the session now. */
+  fence(handBack = false): void {
     if (this.state === 'fenced' || this.state === 'exited') return;
     this.state = 'fenced';
     this.pending = [];
     this.pendingBytes = 0;
+    this.output.end();
     this.backend.kill('SIGKILL');
-    this.deps.onFenced(this);
+    this.deps.onFenced(this, handBack);
   }
 
   private async onBackendExit(exit: BackendExit): Promise<void> {
     if (this.state !== 'running') return;
     this.flush();
-    await this.chain;
+    await this.output.settled();
     if (this.state !== 'running') return;
     this.state = 'exited';
     this.exitInfo = exit;
@@ -158,7 +169,7 @@ export class HostedSession {
     try {
       await this.deps.log.announce(this.sid, this.epoch, encodeFrame(frame));
     } catch (err) {
-      if (err instanceof FencedError) this.fence();
+      if (err instanceof FencedError && err.current !== null && err.current > this.epoch) this.fence();
       else throw err;
     }
   }
@@ -196,16 +207,16 @@ export class HostedSession {
   /** Records an edge's view; returns a new size if the writer set changed it. */
   watch(command: WatchCommand): Size | undefined {
     if (command.writers + command.viewers === 0) this.edges.delete(command.e);
-    else this.edges.set(command.e, { ...command, seenAt: Date.now() });
+    else this.edges.set(command.e, { writers: command.writers, viewers: command.viewers, sizes: command.sizes, paused: command.paused });
     this.updateFlow();
     return this.spec.policy === 'smallest' || this.spec.policy === 'largest' ? this.applySize() : undefined;
   }
 
-  /** Forgets edges that stopped refreshing (dead nodes must not pause a session forever). */
-  expireWatches(now: number): void {
+  /** Forgets the views of edges that left the registry: a dead edge must not pause a session forever. */
+  forgetEdgesExcept(live: ReadonlySet<NodeId>): void {
     let changed = false;
-    for (const [edge, view] of this.edges) {
-      if (now - view.seenAt > WATCH_TTL_MS) {
+    for (const edge of this.edges.keys()) {
+      if (!live.has(edge)) {
         this.edges.delete(edge);
         changed = true;
       }
@@ -222,7 +233,7 @@ export class HostedSession {
   /** Flow control: pause while any edge reports a writer above the watermark, or Redis lags. */
   private updateFlow(): void {
     if (this.state !== 'running') return;
-    let pause = this.unconfirmedBytes > MAX_UNCONFIRMED_BYTES;
+    let pause = this.output.unconfirmedBytes > MAX_UNCONFIRMED_BYTES;
     if (!pause) for (const v of this.edges.values()) if (v.paused) pause = true;
     if (pause === this.backendPaused) return;
     this.backendPaused = pause;

@@ -1,9 +1,11 @@
 /**
  * The orphan reaper, on every host node: finds sessions the store says are running
- * whose owner is gone (its lease is free), and takes them over.
+ * whose owner node is gone (its node lease, the registry heartbeat, expired), and takes
+ * them over.
  *
- *   node A dies ─▶ its leases expire ─▶ reaper on B sees node A missing from the
- *   registry and the lease free ─▶ B acquires (epoch+1) ─▶ owner frame / restart / lost
+ *   node A dies ─▶ its heartbeat expires ─▶ reaper on B sees node A missing from the
+ *   registry ─▶ B swaps the owner record A:e for B:e+1 (compare-and-set: one winner)
+ *   ─▶ owner frame / restart / lost. A paused A that wakes up is refused by epoch.
  *
  * It also adopts what this node owned before a restart (same SWITCHBOARD_NODE_ID,
  * ADR-0010 of seed 000): those processes are gone, so they are handled like orphans.
@@ -48,7 +50,8 @@ export class Reconciler {
     try {
       const { host, store, leases, registry } = this.deps;
       if (host.draining) return 0;
-      const live = new Set((await registry.list()).map((n) => n.id));
+      const alive = new Set((await registry.list()).map((n) => n.id));
+      const live = new Set(alive);
       // Our own records count as orphans until the first pass has adopted what a previous
       // life of this node left; after that every one of them is a session we run.
       if (!this.adoptedOwn) live.delete(this.self);
@@ -66,10 +69,10 @@ export class Reconciler {
       const worker = async (): Promise<void> => {
         for (let record = queue.shift(); record; record = queue.shift()) {
           const holder = await leases.current(record.sid);
-          if (holder && holder.node === this.self && !host.hosted(record.sid)) {
-            await leases.release(record.sid, this.self, holder.epoch);
-          } else if (holder) continue;
-          if (await host.takeover(record)) taken++;
+          // The store lags: a live node owns it already (e.g. it was taken over just now).
+          if (holder && holder.node !== this.self && alive.has(holder.node)) continue;
+          if (host.hosted(record.sid)) continue;
+          if (await host.takeover(record, holder)) taken++;
         }
       };
       await Promise.all(Array.from({ length: Math.min(TAKEOVER_CONCURRENCY, queue.length) }, worker));

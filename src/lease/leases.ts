@@ -1,17 +1,30 @@
 /**
- * Leases: which node owns each session, with a fencing epoch.
+ * Leases: who owns each session, with a fencing epoch.
+ *
+ * Liveness is per node, ownership is per session:
+ *   - a node proves it is alive with ONE lease of its own, its heartbeat in the Registry
+ *     (src/registry: an entry with a TTL, renewed a few times per TTL);
+ *   - each session has an owner record "<epoch>:<node>" with NO expiry. It changes only
+ *     when a session is claimed (open), taken over (its node's lease lapsed) or released
+ *     (ended, handed off). Steady state costs nothing per session.
+ *
+ *   open ──claim──▶ 1:A ──A's node lease lapses; B: takeover(from 1:A)──▶ 2:B
+ *   every write A makes (log append, publish, store update) carries epoch 1 and is
+ *   refused inside Redis / PostgreSQL once the record says 2: a paused or partitioned A
+ *   cannot corrupt the session after B took it over.
  *
  * Contract (test/contract/leases.ts):
- * - `acquire` succeeds when nobody holds the lease (never held, released, or expired)
- *   and returns an epoch strictly greater than every epoch ever handed out for that
- *   session, across releases and expiries. It returns null while another node holds it.
- * - `renew` extends the lease only if `node` still holds it at `epoch`; false otherwise
- *   (then the caller must fence itself: stop writing for the session at once).
- * - `release` is compare-and-delete: it frees the lease only if held at `epoch`.
- * - `current` reads the live holder, null when free. Expiry is by wall clock, checked
- *   by the store itself (Redis PX), never by the holder.
+ * - `claim` creates the owner record of a new session at an epoch strictly greater than
+ *   every epoch ever handed out for it; null if the session has an owner already.
+ * - `takeover` is compare-and-set: it succeeds only if the record is still exactly `from`
+ *   (null: no record at all), and returns a new epoch strictly greater than every epoch
+ *   handed out for the session and than `minEpoch` (the epoch PostgreSQL last saw, which
+ *   survives a Redis that lost its data).
+ * - `release` is compare-and-delete: it removes the record only if held at `epoch`.
+ * - `current` reads the record, null when there is none.
+ * - `currentMany` reads several records at once (one round trip per shard), in order.
  *
- * State of one lease: free → held(node, epoch) → (renewed)* → free by release or expiry.
+ * State of one record: none → held(node, epoch) → (taken over: held(node', epoch'))* → none.
  */
 import type { Epoch, NodeId, SessionId } from '../util/ids.js';
 
@@ -21,9 +34,10 @@ export interface LeaseHolder {
 }
 
 export interface Leases {
-  acquire(sid: SessionId, node: NodeId, ttlMs: number): Promise<Epoch | null>;
-  renew(sid: SessionId, node: NodeId, epoch: Epoch, ttlMs: number): Promise<boolean>;
+  claim(sid: SessionId, node: NodeId): Promise<Epoch | null>;
+  takeover(sid: SessionId, node: NodeId, from: LeaseHolder | null, minEpoch?: Epoch): Promise<Epoch | null>;
   release(sid: SessionId, node: NodeId, epoch: Epoch): Promise<boolean>;
   current(sid: SessionId): Promise<LeaseHolder | null>;
+  currentMany(sids: SessionId[]): Promise<Array<LeaseHolder | null>>;
   close(): Promise<void>;
 }

@@ -1,53 +1,54 @@
 import type { Epoch, NodeId, SessionId } from '../util/ids.js';
 import type { LeaseHolder, Leases } from './leases.js';
 
-interface Held extends LeaseHolder {
-  expiresAt: number;
-}
-
-/** In-process leases; expiry is checked lazily against the clock, like Redis PX. */
+/** In-process owner records (src/lease/leases.ts has the contract). */
 export class MemoryLeases implements Leases {
-  private readonly held = new Map<SessionId, Held>();
+  private readonly held = new Map<SessionId, LeaseHolder>();
   private readonly epochs = new Map<SessionId, Epoch>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  async claim(sid: SessionId, node: NodeId): Promise<Epoch | null> {
+    if (this.held.has(sid)) return null;
+    return this.grant(sid, node, 0);
+  }
 
-  async acquire(sid: SessionId, node: NodeId, ttlMs: number): Promise<Epoch | null> {
-    if (this.holder(sid)) return null;
-    const epoch = (this.epochs.get(sid) ?? 0) + 1;
+  async takeover(sid: SessionId, node: NodeId, from: LeaseHolder | null, minEpoch = 0): Promise<Epoch | null> {
+    const h = this.held.get(sid) ?? null;
+    if (!sameHolder(h, from)) return null;
+    return this.grant(sid, node, minEpoch);
+  }
+
+  private grant(sid: SessionId, node: NodeId, minEpoch: Epoch): Epoch {
+    const epoch = Math.max(this.epochs.get(sid) ?? 0, minEpoch) + 1;
     this.epochs.set(sid, epoch);
-    this.held.set(sid, { node, epoch, expiresAt: this.now() + ttlMs });
+    this.held.set(sid, { node, epoch });
     return epoch;
   }
 
-  async renew(sid: SessionId, node: NodeId, epoch: Epoch, ttlMs: number): Promise<boolean> {
-    const h = this.holder(sid);
-    if (!h || h.node !== node || h.epoch !== epoch) return false;
-    h.expiresAt = this.now() + ttlMs;
-    return true;
-  }
-
   async release(sid: SessionId, node: NodeId, epoch: Epoch): Promise<boolean> {
-    const h = this.holder(sid);
+    const h = this.held.get(sid);
     if (!h || h.node !== node || h.epoch !== epoch) return false;
     this.held.delete(sid);
     return true;
   }
 
   async current(sid: SessionId): Promise<LeaseHolder | null> {
-    const h = this.holder(sid);
-    return h ? { node: h.node, epoch: h.epoch } : null;
+    return this.holder(sid) ?? null;
   }
 
-  /** The live holder, synchronously: MemoryLog's fence check. */
-  holder(sid: SessionId): Held | undefined {
+  async currentMany(sids: SessionId[]): Promise<Array<LeaseHolder | null>> {
+    return sids.map((sid) => this.holder(sid) ?? null);
+  }
+
+  /** The owner record, synchronously: MemoryLog's fence check. */
+  holder(sid: SessionId): LeaseHolder | undefined {
     const h = this.held.get(sid);
-    if (h && h.expiresAt <= this.now()) {
-      this.held.delete(sid);
-      return undefined;
-    }
-    return h;
+    return h ? { node: h.node, epoch: h.epoch } : undefined;
   }
 
   async close(): Promise<void> {}
+}
+
+export function sameHolder(a: LeaseHolder | null, b: LeaseHolder | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.node === b.node && a.epoch === b.epoch;
 }

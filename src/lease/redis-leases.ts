@@ -4,10 +4,11 @@ import type { LeaseHolder, Leases } from './leases.js';
 
 /**
  * Key layout, shared with RedisLog (whose append script checks the fence):
- *   sb:{<sid>}:epoch  counter, INCR on every acquire, never reset or expired
- *   sb:{<sid>}:lease  "<epoch>:<node>" with PX ttl; absent = free
+ *   sb:{<sid>}:epoch  counter of epochs handed out, never reset or expired
+ *   sb:{<sid>}:lease  the owner record "<epoch>:<node>", no expiry; absent = no owner
  * The `{sid}` hash tag keeps both in the session's Cluster slot. The epoch comes first
- * because node ids may contain ':' (host:port); it is digits only.
+ * because node ids may contain ':' (host:port); it is digits only. Node liveness is not
+ * here: it is the node's own registry heartbeat (see leases.ts).
  */
 export const leaseKey = (sid: SessionId): string => `sb:{${sid}}:lease`;
 export const epochKey = (sid: SessionId): string => `sb:{${sid}}:epoch`;
@@ -19,18 +20,21 @@ export function parseLease(value: string): LeaseHolder | null {
   return { epoch, node: value.slice(colon + 1) };
 }
 
-// KEYS: lease, epoch. ARGV: node, ttlMs. Returns the new epoch, or nil while held.
-const ACQUIRE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local epoch = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], string.format('%d', epoch) .. ':' .. ARGV[1], 'PX', ARGV[2])
-return epoch`;
+const formatLease = (holder: LeaseHolder | null): string => (holder ? `${holder.epoch}:${holder.node}` : '');
 
-// KEYS: lease. ARGV: "<epoch>:<node>", ttlMs. Compare-and-extend.
-const RENEW = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1`;
+// KEYS: lease, epoch. ARGV: expected record ('' = none), node, minEpoch.
+// Compare-and-set; the new epoch exceeds every one handed out and minEpoch (PostgreSQL's,
+// which outlives a Redis that lost its data). Returns the epoch, or nil on a mismatch.
+const TAKE = `
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return false end
+local epoch = redis.call('INCR', KEYS[2])
+local min = tonumber(ARGV[3])
+if epoch <= min then
+  epoch = min + 1
+  redis.call('SET', KEYS[2], string.format('%d', epoch))
+end
+redis.call('SET', KEYS[1], string.format('%d', epoch) .. ':' .. ARGV[2])
+return epoch`;
 
 // KEYS: lease. ARGV: "<epoch>:<node>". Compare-and-delete.
 const RELEASE = `
@@ -39,40 +43,45 @@ redis.call('DEL', KEYS[1])
 return 1`;
 
 interface LeaseCommands {
-  sbLeaseAcquire(lease: string, epoch: string, node: NodeId, ttlMs: number): Promise<number | null>;
-  sbLeaseRenew(lease: string, value: string, ttlMs: number): Promise<number>;
+  sbLeaseTake(lease: string, epoch: string, expected: string, node: NodeId, minEpoch: number): Promise<number | null>;
   sbLeaseRelease(lease: string, value: string): Promise<number>;
 }
 
-/** Leases in Redis; expiry is Redis's own PX, so no holder's clock is trusted. */
+/** Owner records in Redis, changed only by compare-and-set scripts. */
 export class RedisLeases implements Leases {
   private readonly redis: LeaseCommands;
 
   constructor(private readonly client: Redis | Cluster) {
     // defineCommand is ioredis's EVALSHA-with-EVAL-fallback, so scripts survive a
     // Redis restart (empty script cache) without our help.
-    client.defineCommand('sbLeaseAcquire', { numberOfKeys: 2, lua: ACQUIRE });
-    client.defineCommand('sbLeaseRenew', { numberOfKeys: 1, lua: RENEW });
+    client.defineCommand('sbLeaseTake', { numberOfKeys: 2, lua: TAKE });
     client.defineCommand('sbLeaseRelease', { numberOfKeys: 1, lua: RELEASE });
     this.redis = client as unknown as LeaseCommands;
   }
 
-  async acquire(sid: SessionId, node: NodeId, ttlMs: number): Promise<Epoch | null> {
-    const epoch = await this.redis.sbLeaseAcquire(leaseKey(sid), epochKey(sid), node, Math.max(1, Math.ceil(ttlMs)));
+  claim(sid: SessionId, node: NodeId): Promise<Epoch | null> {
+    return this.takeover(sid, node, null, 0);
+  }
+
+  async takeover(sid: SessionId, node: NodeId, from: LeaseHolder | null, minEpoch = 0): Promise<Epoch | null> {
+    const epoch = await this.redis.sbLeaseTake(leaseKey(sid), epochKey(sid), formatLease(from), node, minEpoch);
     return epoch === null ? null : Number(epoch);
   }
 
-  async renew(sid: SessionId, node: NodeId, epoch: Epoch, ttlMs: number): Promise<boolean> {
-    return (await this.redis.sbLeaseRenew(leaseKey(sid), `${epoch}:${node}`, Math.max(1, Math.ceil(ttlMs)))) === 1;
-  }
-
   async release(sid: SessionId, node: NodeId, epoch: Epoch): Promise<boolean> {
-    return (await this.redis.sbLeaseRelease(leaseKey(sid), `${epoch}:${node}`)) === 1;
+    return (await this.redis.sbLeaseRelease(leaseKey(sid), formatLease({ node, epoch }))) === 1;
   }
 
   async current(sid: SessionId): Promise<LeaseHolder | null> {
     const value = await this.client.get(leaseKey(sid));
     return value === null ? null : parseLease(value);
+  }
+
+  async currentMany(sids: SessionId[]): Promise<Array<LeaseHolder | null>> {
+    // One GET each: keys live in different Cluster slots, and auto-pipelining sends
+    // them in one write per shard anyway.
+    const values = await Promise.all(sids.map((sid) => this.client.get(leaseKey(sid))));
+    return values.map((v) => (v === null ? null : parseLease(v)));
   }
 
   async close(): Promise<void> {

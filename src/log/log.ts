@@ -5,7 +5,8 @@
  * - `append(sid, epoch, off, data)` is atomic: it checks the fence (the session's current
  *   lease epoch must equal `epoch`), checks that `off` is the current head, stores the
  *   bytes at `off`, and publishes the encoded `out` frame {t, sid, off, data} on
- *   sessionEvents(sid). A stale epoch rejects with FencedError and changes nothing; an
+ *   sessionEvents(sid). At most MAX_APPEND_BYTES per call. A stale epoch rejects with
+ *   FencedError (naming the current epoch, or null with no owner record) and changes nothing; an
  *   `off` that is not the head rejects with a `conflict` SwitchboardError.
  * - `announce(sid, epoch, frame)` publishes a non-output frame (resized, owner, exit)
  *   on sessionEvents(sid) under the same fence check.
@@ -17,6 +18,9 @@
  * - `retire(sid, afterMs)` lets the log expire after the session ended.
  */
 import type { Epoch, Offset, SessionId } from '../util/ids.js';
+
+/** Largest `data` one append takes: writers split bigger output (one `out` frame each). */
+export const MAX_APPEND_BYTES = 64 * 1024;
 
 export interface LogChunk {
   off: Offset;

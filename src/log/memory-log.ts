@@ -4,7 +4,7 @@ import { encodeFrame } from '../protocol/codec.js';
 import type { MemoryBus } from '../bus/memory-bus.js';
 import type { MemoryLeases } from '../lease/memory-leases.js';
 import type { Epoch, Offset, SessionId } from '../util/ids.js';
-import type { LogBounds, LogChunk, LogRead, SessionLog } from './log.js';
+import { MAX_APPEND_BYTES, type LogBounds, type LogChunk, type LogRead, type SessionLog } from './log.js';
 import { sliceChunks } from './slice.js';
 
 interface Entry {
@@ -37,7 +37,7 @@ export class MemoryLog implements SessionLog {
 
   private checkFence(sid: SessionId, epoch: Epoch): void {
     const holder = this.leases.holder(sid);
-    if (!holder || holder.epoch !== epoch) throw new FencedError(sid, epoch);
+    if (!holder || holder.epoch !== epoch) throw new FencedError(sid, epoch, holder?.epoch ?? null);
   }
 
   async init(sid: SessionId, head = 0): Promise<void> {
@@ -45,6 +45,7 @@ export class MemoryLog implements SessionLog {
   }
 
   async append(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void> {
+    if (data.length > MAX_APPEND_BYTES) throw new RangeError(`append of ${data.length} bytes: at most ${MAX_APPEND_BYTES} per call`);
     this.checkFence(sid, epoch);
     const e = this.entry(sid);
     if (off !== e.head) {

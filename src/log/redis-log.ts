@@ -6,13 +6,14 @@ import { decodeMessage, encodeFrame } from '../protocol/codec.js';
 import type { Epoch, Offset, SessionId } from '../util/ids.js';
 import type { LogBounds, LogChunk, LogRead, SessionLog } from './log.js';
 import { sliceChunks } from './slice.js';
+import { MAX_APPEND_BYTES } from './log.js';
 
 /**
  * Key layout (all under the session's `{sid}` hash tag, so one script touches one slot):
  *   sb:{<sid>}:log    Stream; one entry per append, id "<off>-1", field f = encoded `out`
  *                     frame. Seq 1, not 0: "0-0" is not a valid stream id, offset 0 is.
  *   sb:{<sid>}:head   next offset to write (absent = 0)
- *   sb:{<sid>}:lease  written by RedisLeases, "<epoch>:<node>": the fence
+ *   sb:{<sid>}:lease  written by RedisLeases, "<epoch>:<node>": the fence (no expiry)
  * The start offset needs no key of its own: it is the id of the first entry (XRANGE
  * COUNT 1 is O(log n)), or the head when the stream is empty.
  */
@@ -24,11 +25,14 @@ export const READ_MAX_ENTRIES = 4096;
 /** Keeps offset arithmetic inside Lua's exact doubles whatever maxBytes a caller passes. */
 const MAX_READ_BYTES = 2 ** 48;
 
-// The fence, shared by append and announce: the lease must exist at exactly our epoch.
+// The fence, shared by append and announce: the owner record must hold exactly our
+// epoch. The refusal names the current epoch ('FENCED -' with no record), so a writer
+// can tell "another node took over" (end) from "Redis lost the record" (reclaim).
 const FENCE = `
 local lease = redis.call('GET', KEYS[1])
-if not lease or tonumber(string.match(lease, '^(%d+):')) ~= tonumber(ARGV[1]) then
-  return redis.error_reply('FENCED')
+local current = lease and string.match(lease, '^(%d+):')
+if not current or tonumber(current) ~= tonumber(ARGV[1]) then
+  return redis.error_reply('FENCED ' .. (current or '-'))
 end`;
 
 // KEYS: lease, head, log, channel. ARGV: epoch, off, frame, len, replayBytes, sharded.
@@ -109,6 +113,7 @@ export class RedisLog implements SessionLog {
   }
 
   async append(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void> {
+    if (data.length > MAX_APPEND_BYTES) throw new RangeError(`append of ${data.length} bytes: at most ${MAX_APPEND_BYTES} per call`);
     const frame = asBuffer(encodeFrame({ t: 'out', sid, off, data }));
     try {
       await this.redis.sbLogAppend(leaseKey(sid), headKey(sid), logKey(sid), sessionEvents(sid),
@@ -158,7 +163,8 @@ export class RedisLog implements SessionLog {
 function mapScriptError(err: unknown, sid: SessionId, epoch: Epoch, off?: Offset): unknown {
   // Redis may prefix a script's error with "ERR ", so match the word, not the start.
   const message = err instanceof Error ? err.message : '';
-  if (/\bFENCED\b/.test(message)) return new FencedError(sid, epoch);
+  const fenced = /\bFENCED (\d+|-)/.exec(message);
+  if (fenced) return new FencedError(sid, epoch, fenced[1] === '-' ? null : Number(fenced[1]));
   const conflict = /\bCONFLICT (\d+)/.exec(message);
   if (conflict) {
     return new SwitchboardError('conflict', `session ${sid}: append at ${off} but the log head is ${conflict[1]}`);

@@ -14,8 +14,9 @@ import type { WireErrorCode } from '../errors/errors.js';
 export interface InputCommand { t: 'in'; data: Uint8Array; n?: number; c: ClientId; e: NodeId }
 export interface ResizeCommand { t: 'resize'; cols: number; rows: number; c: ClientId; e: NodeId }
 /**
- * An edge's view of one session, sent when it changes and refreshed periodically; the
- * host forgets an edge whose watch was not refreshed within WATCH_TTL_MS.
+ * An edge's view of one session, sent when it changes and again for every watched session
+ * after a bus outage (pub/sub is at most once); never refreshed per session in steady
+ * state. The host forgets an edge's views once the edge leaves the registry.
  */
 export interface WatchCommand {
   t: 'watch';
@@ -43,5 +44,3 @@ export interface Reply {
 }
 export type InboxMessage = OpenRequest | InputAck | Reply;
 
-export const WATCH_REFRESH_MS = 10_000;
-export const WATCH_TTL_MS = 35_000;

@@ -23,9 +23,9 @@ import { Metrics } from './metrics.js';
 import { Rpc } from './rpc.js';
 import type { Seams } from './wiring.js';
 
-const HEARTBEAT_MS = 500;
-const HEARTBEAT_TTL_MS = 2_000;
-const RECONCILE_MS = 500;
+/** Heartbeats per node lease TTL: a stall shorter than 5/6 of the TTL loses nothing. */
+const HEARTBEATS_PER_TTL = 6;
+const RECONCILE_MS = 250;
 const BYE_BATCH = 200;
 const BYE_PAUSE_MS = 50;
 const BYE_RETRY_MS = 250;
@@ -47,6 +47,8 @@ export class SwitchboardNode {
   private stopping: Promise<void> | undefined;
   /** The last heartbeat reached the registry. */
   private registered = false;
+  /** When the last heartbeat that landed was sent: the node lease runs TTL from there. */
+  private leaseRenewedAt = 0;
   /** host:port clients reach this node at, once listening. */
   private address = '';
 
@@ -65,12 +67,11 @@ export class SwitchboardNode {
     if (isHost) {
       this.host = new Host({
         nodeId: config.nodeId,
-        leaseTtlMs: config.leaseTtlMs,
         capacity: config.capacity,
         exitedRetentionMs: config.exitedRetentionMs,
         agentLimitRate: config.agentLimitRate,
       }, {
-        bus: seams.bus, log: seams.log, leases: seams.leases, store: seams.store, limiter: seams.limiter,
+        bus: seams.bus, log: seams.log, leases: seams.leases, registry: seams.registry, store: seams.store, limiter: seams.limiter,
         backends, rpc: this.rpc, logger: logger.child('host'),
         ...(seams.archive ? { archive: seams.archive } : {}),
       });
@@ -101,13 +102,15 @@ export class SwitchboardNode {
     this.seams.bus.onRestore(() => {
       this.registered = false;
       void this.heartbeat();
+      // Redis may have lost owner records, or another node took sessions over meanwhile.
+      void this.host?.verifyOwnership('redis reachable again').catch((err) => this.logger.warn('ownership check failed', { err: String(err) }));
     });
     this.edge.start();
     this.host?.start();
     const port = await this.server.listen();
     this.address = `${this.config.host}:${port}`;
     await this.heartbeat();
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(50, Math.floor(this.config.leaseTtlMs / HEARTBEATS_PER_TTL)));
     this.heartbeatTimer.unref();
     this.reconciler?.start();
     this.state = 'serving';
@@ -161,9 +164,17 @@ export class SwitchboardNode {
     const elapsedUs = Number(now - this.cpuMark.at) / 1000;
     this.cpuMark = { usage: process.cpuUsage(), at: now };
     this.lastCpu = elapsedUs > 0 ? Math.round(((usage.user + usage.system) / elapsedUs / Math.max(1, cpus().length)) * 1000) / 1000 : 0;
+    const sentAt = Date.now();
     try {
-      await this.seams.registry.heartbeat(this.nodeInfo(), HEARTBEAT_TTL_MS);
+      // The heartbeat is this node's lease: other nodes take its sessions over once it
+      // has not been renewed for a whole TTL.
+      await this.seams.registry.heartbeat(this.nodeInfo(), this.config.leaseTtlMs);
       this.registered = true;
+      if (sentAt - this.leaseRenewedAt > this.config.leaseTtlMs && this.leaseRenewedAt > 0) {
+        // Our lease lapsed (a stalled loop, a partition): others may have taken sessions over.
+        void this.host?.verifyOwnership('node lease lapsed').catch((err) => this.logger.warn('ownership check failed', { err: String(err) }));
+      }
+      this.leaseRenewedAt = sentAt;
     } catch (err) {
       if (this.registered) this.logger.warn('heartbeat failed', { err: String(err) });
       this.registered = false;

@@ -1,12 +1,7 @@
 /** The Leases contract (src/lease/leases.ts), run against every implementation. */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 import type { Leases } from '../../src/lease/leases.js';
 import { newSessionId } from '../../src/util/ids.js';
-import { until } from '../helpers/redis.js';
-
-const LONG_MS = 60_000;
-const SHORT_MS = 30;
 
 export async function leasesContract(t: Test, make: () => Promise<Leases>): Promise<void> {
   const setup = async (t: Test): Promise<Leases> => {
@@ -14,73 +9,82 @@ export async function leasesContract(t: Test, make: () => Promise<Leases>): Prom
     t.teardown(() => leases.close());
     return leases;
   };
-  const expiry = (leases: Leases, sid: string) => until(async () => (await leases.current(sid)) === null, 'lease expiry');
 
-  t.test('one holder at a time', async (t) => {
+  t.test('one owner at a time', async (t) => {
     const leases = await setup(t);
     const sid = newSessionId();
-    t.equal(await leases.current(sid), null, 'free at first');
-    const epoch = await leases.acquire(sid, 'host-a:7070', LONG_MS);
+    t.equal(await leases.current(sid), null, 'no owner at first');
+    const epoch = await leases.claim(sid, 'host-a:7070');
     t.type(epoch, 'number');
     t.ok(epoch! >= 1);
     t.same(await leases.current(sid), { node: 'host-a:7070', epoch }, 'node ids may contain colons');
-    t.equal(await leases.acquire(sid, 'host-b:7070', LONG_MS), null, 'held: another node cannot take it');
-    t.equal(await leases.acquire(sid, 'host-a:7070', LONG_MS), null, 'held: not even the holder again');
-    t.ok(await leases.acquire(newSessionId(), 'host-b:7070', LONG_MS), 'sessions are independent');
+    t.equal(await leases.claim(sid, 'host-b:7070'), null, 'owned: another node cannot claim it');
+    t.equal(await leases.claim(sid, 'host-a:7070'), null, 'owned: not even the owner again');
+    t.ok(await leases.claim(newSessionId(), 'host-b:7070'), 'sessions are independent');
   });
 
-  t.test('renew and release are compare-and-set', async (t) => {
+  t.test('takeover is compare-and-set on the record the caller saw', async (t) => {
     const leases = await setup(t);
     const sid = newSessionId();
-    const epoch = (await leases.acquire(sid, 'a', LONG_MS))!;
-    t.equal(await leases.renew(sid, 'b', epoch, LONG_MS), false, 'wrong node');
-    t.equal(await leases.renew(sid, 'a', epoch + 1, LONG_MS), false, 'wrong epoch');
-    t.equal(await leases.renew(sid, 'a', epoch, LONG_MS), true, 'holder renews');
-    t.equal(await leases.release(sid, 'b', epoch), false, 'wrong node');
-    t.equal(await leases.release(sid, 'a', epoch - 1), false, 'wrong epoch');
-    t.same(await leases.current(sid), { node: 'a', epoch }, 'still held');
-    t.equal(await leases.release(sid, 'a', epoch), true, 'holder releases');
-    t.equal(await leases.current(sid), null);
-    t.equal(await leases.release(sid, 'a', epoch), false, 'released already');
-    t.equal(await leases.renew(sid, 'a', epoch, LONG_MS), false, 'cannot renew a released lease');
+    const first = (await leases.claim(sid, 'a'))!;
+    t.equal(await leases.takeover(sid, 'b', null), null, 'expected no owner, but a owns it');
+    t.equal(await leases.takeover(sid, 'b', { node: 'a', epoch: first + 1 }), null, 'wrong epoch');
+    t.equal(await leases.takeover(sid, 'b', { node: 'c', epoch: first }), null, 'wrong node');
+    const second = (await leases.takeover(sid, 'b', { node: 'a', epoch: first }))!;
+    t.ok(second > first, 'a new, higher epoch');
+    t.same(await leases.current(sid), { node: 'b', epoch: second });
+    t.equal(await leases.takeover(sid, 'c', { node: 'a', epoch: first }), null, 'a second taker with the old view loses');
+    t.same(await leases.current(sid), { node: 'b', epoch: second }, 'still b');
   });
 
-  t.test('epochs strictly increase across releases and expiries', async (t) => {
+  t.test('two nodes racing to take the same session over: exactly one wins', async (t) => {
+    const leases = await setup(t);
+    const sid = newSessionId();
+    const first = (await leases.claim(sid, 'dead'))!;
+    const from = { node: 'dead', epoch: first };
+    const results = await Promise.all(['b', 'c', 'd', 'e'].map((n) => leases.takeover(sid, n, from)));
+    t.equal(results.filter((r) => r !== null).length, 1, `one winner: ${results.join(',')}`);
+  });
+
+  t.test('release is compare-and-delete', async (t) => {
+    const leases = await setup(t);
+    const sid = newSessionId();
+    const epoch = (await leases.claim(sid, 'a'))!;
+    t.equal(await leases.release(sid, 'b', epoch), false, 'wrong node');
+    t.equal(await leases.release(sid, 'a', epoch - 1), false, 'wrong epoch');
+    t.same(await leases.current(sid), { node: 'a', epoch }, 'still owned');
+    t.equal(await leases.release(sid, 'a', epoch), true, 'owner releases');
+    t.equal(await leases.current(sid), null);
+    t.equal(await leases.release(sid, 'a', epoch), false, 'released already');
+    t.ok(await leases.takeover(sid, 'b', null), 'a released session can be taken with from = null');
+  });
+
+  t.test('epochs strictly increase across claims, takeovers and releases, and pass minEpoch', async (t) => {
     const leases = await setup(t);
     const sid = newSessionId();
     const epochs: number[] = [];
+    let holder = null as { node: string; epoch: number } | null;
     for (let i = 0; i < 3; i++) {
-      const e = (await leases.acquire(sid, `n${i}`, LONG_MS))!;
+      const e = (await leases.takeover(sid, `n${i}`, holder))!;
       epochs.push(e);
-      t.ok(await leases.release(sid, `n${i}`, e));
+      holder = { node: `n${i}`, epoch: e };
     }
-    const expiring = (await leases.acquire(sid, 'x', SHORT_MS))!;
-    epochs.push(expiring);
-    await expiry(leases, sid);
-    epochs.push((await leases.acquire(sid, 'y', LONG_MS))!);
-    t.ok(epochs.every((e, i) => i === 0 || e > epochs[i - 1]!), `strictly increasing: ${epochs.join(' < ')}`);
+    t.ok(await leases.release(sid, holder!.node, holder!.epoch));
+    const e = (await leases.claim(sid, 'x'))!;
+    epochs.push(e);
+    // PostgreSQL saw a higher epoch than Redis remembers (Redis lost its data).
+    const jumped = (await leases.takeover(sid, 'y', { node: 'x', epoch: e }, e + 10))!;
+    epochs.push(jumped);
+    t.ok(jumped > e + 10, 'above minEpoch');
+    t.ok(epochs.every((v, i) => i === 0 || v > epochs[i - 1]!), `strictly increasing: ${epochs.join(' < ')}`);
   });
 
-  t.test('after expiry the old holder can neither renew nor release', async (t) => {
+  t.test('currentMany reads several records in order', async (t) => {
     const leases = await setup(t);
-    const sid = newSessionId();
-    const epoch = (await leases.acquire(sid, 'a', SHORT_MS))!;
-    await expiry(leases, sid);
-    t.equal(await leases.renew(sid, 'a', epoch, LONG_MS), false, 'renew fails after expiry');
-    t.equal(await leases.release(sid, 'a', epoch), false, 'release fails after expiry');
-    const next = (await leases.acquire(sid, 'b', LONG_MS))!;
-    t.ok(next > epoch);
-    t.equal(await leases.renew(sid, 'a', epoch, LONG_MS), false, 'and cannot touch the new holder');
-    t.same(await leases.current(sid), { node: 'b', epoch: next });
-  });
-
-  t.test('renew extends the lease', async (t) => {
-    const leases = await setup(t);
-    const sid = newSessionId();
-    const epoch = (await leases.acquire(sid, 'a', 200))!;
-    t.ok(await leases.renew(sid, 'a', epoch, LONG_MS));
-    // No event to await here: outlive the first ttl. Passing does not depend on timing.
-    await sleep(300);
-    t.same(await leases.current(sid), { node: 'a', epoch }, 'still held past the first ttl');
+    const sids = [newSessionId(), newSessionId(), newSessionId()];
+    const e0 = (await leases.claim(sids[0]!, 'a'))!;
+    const e2 = (await leases.claim(sids[2]!, 'b:1'))!;
+    t.same(await leases.currentMany(sids), [{ node: 'a', epoch: e0 }, null, { node: 'b:1', epoch: e2 }]);
+    t.same(await leases.currentMany([]), []);
   });
 }

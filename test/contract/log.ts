@@ -20,7 +20,6 @@ export interface LogFixture {
   close(): Promise<void>;
 }
 
-const LEASE_MS = 60_000;
 const ALL = 1 << 30;
 
 const concat = (chunks: Uint8Array[]): Buffer => Buffer.concat(chunks);
@@ -78,7 +77,7 @@ export async function logContract(t: Test, make: (replayBytes: number) => Promis
     t.same(await log.read(sid, 0, ALL), { start: 0, head: 0, chunks: [] }, 'reading an unknown log returns nothing');
     await log.init(sid);
     t.same(await log.bounds(sid), { start: 0, head: 0 });
-    const epoch = (await leases.acquire(sid, 'n1', LEASE_MS))!;
+    const epoch = (await leases.claim(sid, 'n1'))!;
     await log.append(sid, epoch, 0, bytes('abc'));
     await log.init(sid);
     await log.init(sid, 50);
@@ -87,7 +86,7 @@ export async function logContract(t: Test, make: (replayBytes: number) => Promis
     const resumed = newSessionId();
     await log.init(resumed, 100);
     t.same(await log.bounds(resumed), { start: 100, head: 100 });
-    const e2 = (await leases.acquire(resumed, 'n1', LEASE_MS))!;
+    const e2 = (await leases.claim(resumed, 'n1'))!;
     await rejectsWith(t, log.append(resumed, e2, 0, bytes('x')), isConflict, 'offsets continue at the head');
     await log.append(resumed, e2, 100, bytes('hello'));
     t.same(await log.bounds(resumed), { start: 100, head: 105 });
@@ -101,7 +100,7 @@ export async function logContract(t: Test, make: (replayBytes: number) => Promis
     const { log, leases, bus } = await setup(t);
     const sid = newSessionId();
     const w = await watch(bus, sid);
-    const epoch = (await leases.acquire(sid, 'n1', LEASE_MS))!;
+    const epoch = (await leases.claim(sid, 'n1'))!;
     const chunks = Array.from({ length: 50 }, (_, i) => randomBytes(i + 1));
     const head = await appendAll(log, sid, epoch, 0, chunks);
     await w.upTo(50);
@@ -121,7 +120,7 @@ export async function logContract(t: Test, make: (replayBytes: number) => Promis
     const { log, leases, bus } = await setup(t);
     const sid = newSessionId();
     const w = await watch(bus, sid);
-    const epoch = (await leases.acquire(sid, 'n1', LEASE_MS))!;
+    const epoch = (await leases.claim(sid, 'n1'))!;
     await log.append(sid, epoch, 0, bytes('0123456789'));
     await rejectsWith(t, log.append(sid, epoch, 11, bytes('ahead')), isConflict, 'past the head');
     await rejectsWith(t, log.append(sid, epoch, 5, bytes('behind')), isConflict, 'behind the head');
@@ -140,13 +139,13 @@ export async function logContract(t: Test, make: (replayBytes: number) => Promis
     const { log, leases, bus } = await setup(t);
     const sid = newSessionId();
     const w = await watch(bus, sid);
-    const e1 = (await leases.acquire(sid, 'n1', LEASE_MS))!;
+    const e1 = (await leases.claim(sid, 'n1'))!;
     await log.append(sid, e1, 0, bytes('one'));
     t.ok(await leases.release(sid, 'n1', e1));
-    await rejectsWith(t, log.append(sid, e1, 3, bytes('nobody holds it')), isFenced, 'no lease: fenced');
-    const e2 = (await leases.acquire(sid, 'n2', LEASE_MS))!;
+    await rejectsWith(t, log.append(sid, e1, 3, bytes('nobody holds it')), (err) => isFenced(err) && (err as FencedError).current === null, 'no owner: fenced, and says there is no owner');
+    const e2 = (await leases.takeover(sid, 'n2', null))!;
     t.ok(e2 > e1);
-    await rejectsWith(t, log.append(sid, e1, 3, bytes('stale')), isFenced, 'stale epoch: fenced');
+    await rejectsWith(t, log.append(sid, e1, 3, bytes('stale')), (err) => isFenced(err) && (err as FencedError).current === e2, 'stale epoch: fenced, naming the current epoch');
     await rejectsWith(t, log.append(sid, e1, 0, bytes('stale')), isFenced, 'the fence is checked before the head');
     await rejectsWith(t, log.announce(sid, e1, encodeFrame({ t: 'exit', sid, code: 1 })), isFenced, 'fenced announce');
     t.same(await log.bounds(sid), { start: 0, head: 3 }, 'head unchanged');
@@ -162,19 +161,21 @@ export async function logContract(t: Test, make: (replayBytes: number) => Promis
     w.off();
   });
 
-  t.test('an append after the lease expired is fenced', async (t) => {
+  t.test('an append by the owner before a takeover is fenced after it', async (t) => {
     const { log, leases } = await setup(t);
     const sid = newSessionId();
-    const epoch = (await leases.acquire(sid, 'n1', 30))!;
-    await until(async () => (await leases.current(sid)) === null, 'lease expiry');
-    await rejectsWith(t, log.append(sid, epoch, 0, bytes('late')), isFenced, 'expired lease: fenced');
-    t.equal(await log.bounds(sid), null);
+    const epoch = (await leases.claim(sid, 'n1'))!;
+    await log.init(sid, 0);
+    await log.append(sid, epoch, 0, bytes('ok'));
+    await leases.takeover(sid, 'n2', { node: 'n1', epoch });
+    await rejectsWith(t, log.append(sid, epoch, 2, bytes('late')), isFenced, 'the paused ex-owner is refused');
+    t.same(await log.bounds(sid), { start: 0, head: 2 });
   });
 
   t.test('replay is byte-exact from any offset', async (t) => {
     const { log, leases } = await setup(t);
     const sid = newSessionId();
-    const epoch = (await leases.acquire(sid, 'n1', LEASE_MS))!;
+    const epoch = (await leases.claim(sid, 'n1'))!;
     const chunks = Array.from({ length: 200 }, () => randomBytes(randomInt(1, 300)));
     const whole = concat(chunks);
     const head = await appendAll(log, sid, epoch, 0, chunks);
@@ -210,7 +211,7 @@ export async function logContract(t: Test, make: (replayBytes: number) => Promis
     const replayBytes = 100;
     const { log, leases } = await setup(t, replayBytes);
     const sid = newSessionId();
-    const epoch = (await leases.acquire(sid, 'n1', LEASE_MS))!;
+    const epoch = (await leases.claim(sid, 'n1'))!;
     const chunks = Array.from({ length: 60 }, () => randomBytes(randomInt(5, 26)));
     const whole = concat(chunks);
     const head = await appendAll(log, sid, epoch, 0, chunks);
@@ -241,7 +242,7 @@ export async function logContract(t: Test, make: (replayBytes: number) => Promis
   t.test('retire lets the log expire', async (t) => {
     const { log, leases } = await setup(t);
     const sid = newSessionId();
-    const epoch = (await leases.acquire(sid, 'n1', LEASE_MS))!;
+    const epoch = (await leases.claim(sid, 'n1'))!;
     await log.append(sid, epoch, 0, bytes('bye'));
     await log.retire(sid, 30);
     await until(async () => (await log.bounds(sid)) === null, 'log expiry');
