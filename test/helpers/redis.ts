@@ -24,6 +24,8 @@ export interface RedisServer {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the server again on the same port (empty: nothing is saved). */
   restart(): Promise<void>;
+  /** Sends a signal without waiting for an exit (SIGSTOP / SIGCONT: a stall). */
+  signal(signal: NodeJS.Signals): Promise<void>;
 }
 
 // Shared with the local cluster launcher: one implementation of each.
@@ -81,6 +83,9 @@ export async function startRedis(): Promise<RedisServer> {
       await killChild(child, 'SIGKILL');
       child = spawnServer(port, dir);
       await waitForPing(port);
+    },
+    async signal(signal) {
+      child.kill(signal);
     },
     async stop() {
       await killChild(child, 'SIGTERM');
