@@ -44,16 +44,22 @@ export function table(r: BenchResult): string {
     lines.push(`  baseline: ${String(b.parameters.system ?? '')}`);
     lines.push(row('', 'switchboard', 'baseline', 'sb ÷ base'));
   }
-  for (const k of ['p50', 'p90', 'p99', 'p999', 'max'] as const) {
-    lines.push(row(`${k === 'p999' ? 'p99.9' : k} (ms)`, r[k].toFixed(3), b?.[k].toFixed(3), q ? `×${q[k]}` : undefined));
+  // No latency at all (idle): no latency rows.
+  const timed = r.curve.length > 0 || b !== undefined;
+  if (timed) {
+    for (const k of ['p50', 'p90', 'p99', 'p999', 'max'] as const) {
+      lines.push(row(`${k === 'p999' ? 'p99.9' : k} (ms)`, r[k].toFixed(3), b?.[k].toFixed(3), q ? `×${q[k]}` : undefined));
+    }
   }
   lines.push(row('reach', `${(r.reach * 100).toFixed(3)}%`, b ? `${(b.reach * 100).toFixed(3)}%` : undefined));
   lines.push(row('errors', String(r.errors), b ? String(b.errors) : undefined));
-  lines.push(row('p99 from actual send', r.fromSend.p99.toFixed(3), b?.fromSend.p99.toFixed(3)));
+  if (timed) lines.push(row('p99 from actual send', r.fromSend.p99.toFixed(3), b?.fromSend.p99.toFixed(3)));
   const perKey = (x: BenchResult): string => (x.usPerKeystroke === null ? '-' : `${x.usPerKeystroke} µs`);
   if (r.usPerKeystroke !== null || b) lines.push(row('CPU per keystroke (all)', perKey(r), b ? perKey(b) : undefined, b && r.usPerKeystroke !== null && b.usPerKeystroke ? `×${(r.usPerKeystroke / b.usPerKeystroke).toFixed(2)}` : undefined));
-  lines.push(row('loadgen CPU (cores)', String(r.loadgen.cpu), b ? String(b.loadgen.cpu) : undefined));
-  lines.push(row('loadgen max send lag', `${r.loadgen.maxSendLagMs} ms`, b ? `${b.loadgen.maxSendLagMs} ms` : undefined));
+  if (timed) {
+    lines.push(row('loadgen CPU (cores)', String(r.loadgen.cpu), b ? String(b.loadgen.cpu) : undefined));
+    lines.push(row('loadgen max send lag', `${r.loadgen.maxSendLagMs} ms`, b ? `${b.loadgen.maxSendLagMs} ms` : undefined));
+  }
   lines.push('  processes (RSS; cores over the measured window; CPU µs per keystroke echoed in it):');
   for (const n of r.nodes) lines.push(`    ${`${n.id} (${n.role})`.padEnd(34)} ${proc(n)}`);
   if (b) for (const n of b.nodes) lines.push(`    ${`${n.id} (${n.role}, baseline)`.padEnd(34)} ${proc(n)}`);
