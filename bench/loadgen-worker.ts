@@ -1,7 +1,7 @@
 /**
  * A load generator process. The bench forks several (≤ ~5000 sockets each: 20,000 open
  * files per process here, and one event loop per core's worth of sockets), sends each a
- * `connect` then a `measure` (src/cluster/loadgen-protocol.ts), and merges their histograms.
+ * `connect` then a `measure` (bench/loadgen-protocol.ts), and merges their histograms.
  *
  * Open loop, no coordinated omission: writer j of K types keystroke i at the intended
  * time t0 + (j/K + i) × interval, whether or not earlier echoes came back, and latency is
@@ -13,7 +13,8 @@ import WebSocket from 'ws';
 import { Packr, Unpackr } from 'msgpackr';
 import hdr from 'hdr-histogram-js';
 import type { Socket } from 'node:net';
-import type { ConnSpec, ConnectMsg, MeasureMsg, ParentMsg, ResultMsg, Transport, WorkerMsg } from '../src/cluster/loadgen-protocol.js';
+import { newHistogram as newHist } from './histograms.js';
+import type { ConnSpec, ConnectMsg, MeasureMsg, ParentMsg, ResultMsg, Transport, WorkerMsg } from './loadgen-protocol.js';
 
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
@@ -24,10 +25,6 @@ const KEY = Buffer.from('k');
 
 function now(): number {
   return performance.timeOrigin + performance.now();
-}
-
-function newHist(): hdr.Histogram {
-  return hdr.build({ bitBucketSize: 32, lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
 }
 
 function send(msg: WorkerMsg): void {

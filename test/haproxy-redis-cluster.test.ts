@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { freePort, startRedisCluster, until, type RedisCluster } from './helpers/redis.js';
 import { startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { spawnNode, type NodeProcess } from './helpers/processes.js';
-import { haproxyConfig } from '../src/cluster/local-cluster.js';
+import { haproxyConfig } from '../src/launcher/local-cluster.js';
 import { TestClient } from './helpers/ws.js';
 import { TEST_TOKEN } from './helpers/node.js';
 

@@ -3,7 +3,7 @@
  * until Ctrl-C. Prints the HAProxy URL (with the token) and each node's URL.
  */
 import { parseArgs } from 'node:util';
-import { startLocalCluster, type ClusterRole } from '../cluster/local-cluster.js';
+import { startLocalCluster, type ClusterRole } from '../launcher/local-cluster.js';
 
 const USAGE = `Usage: switchboard cluster [options]
 

@@ -1,21 +1,10 @@
 /**
  * The bench's `--report FILE.html`: one self-contained page (no scripts, no external
  * assets) with the run's settings, the summary and an inline SVG latency-by-percentile
- * plot (x: percentile on the usual HDR "nines" scale, y: milliseconds).
+ * plot (x: percentile on the usual HDR "nines" scale, y: milliseconds); with a baseline,
+ * its curve, its figures and the ratio switchboard ÷ baseline.
  */
-
-interface ReportInput {
-  scenario: string;
-  parameters: Record<string, unknown>;
-  p50: number; p90: number; p99: number; p999: number; max: number;
-  reach: number;
-  errors: number;
-  nodes: Array<{ id: string; role: string; rssBytes: number; cpu: number | null }>;
-  loadgen: { workers: number; cpu: number; rssBytes: number; maxSendLagMs: number };
-  extra: Record<string, unknown>;
-  curve: Array<[number, number]>;
-  baseline?: ReportInput;
-}
+import type { BenchResult } from '../result.js';
 
 function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -62,29 +51,35 @@ function kv(rows: Array<[string, unknown]>): string {
   return `<table>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(typeof v === 'object' ? JSON.stringify(v) : String(v))}</td></tr>`).join('')}</table>`;
 }
 
-export function renderReport(r: ReportInput): string {
+export function renderReport(r: BenchResult): string {
   const series = [{ name: 'switchboard', color: '#1f6feb', curve: r.curve }];
-  if (r.baseline) series.push({ name: 'socket.io + redis adapter', color: '#d97706', curve: r.baseline.curve });
-  const summary = (x: ReportInput): Array<[string, unknown]> => [
+  const system = String(r.baseline?.parameters.system ?? 'baseline');
+  if (r.baseline) series.push({ name: system, color: '#d97706', curve: r.baseline.curve });
+  const summary = (x: BenchResult): Array<[string, unknown]> => [
     ['p50 (ms)', x.p50], ['p90 (ms)', x.p90], ['p99 (ms)', x.p99], ['p99.9 (ms)', x.p999], ['max (ms)', x.max],
     ['reach', `${(x.reach * 100).toFixed(3)}%`], ['errors', x.errors],
+    ['CPU per keystroke, all processes (µs)', x.usPerKeystroke ?? '-'],
     ['load generator', `${x.loadgen.workers} workers, ${x.loadgen.cpu} cores, max send lag ${x.loadgen.maxSendLagMs} ms`],
-    ...x.nodes.map((n): [string, unknown] => [`${n.id} (${n.role})`, `RSS ${(n.rssBytes / 1048576).toFixed(1)} MiB, CPU ${n.cpu ?? '?'}`]),
+    ...x.nodes.map((n): [string, unknown] => [`${n.id} (${n.role})`,
+      `RSS ${(n.rssBytes / 1048576).toFixed(1)} MiB, ${n.cpu ?? '?'} cores${n.usPerKeystroke !== null ? `, ${n.usPerKeystroke} µs CPU per keystroke` : ''}`]),
     ...Object.entries(x.extra),
   ];
+  const ratio = r.ratio
+    ? kv([['of', r.ratio.of], ['p50', `×${r.ratio.p50}`], ['p90', `×${r.ratio.p90}`], ['p99', `×${r.ratio.p99}`], ['p99.9', `×${r.ratio.p999}`], ['max', `×${r.ratio.max}`]])
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Switchboard bench: ${esc(r.scenario)}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}th{background:#f4f4f4}</style>
 </head><body>
 <h1>Switchboard bench: ${esc(r.scenario)}</h1>
-<p>Run at ${esc(new Date().toISOString())}. Latency is measured from each keystroke's intended send time (open loop, no coordinated omission).</p>
+<p>Run at ${esc(new Date().toISOString())}. Latency is measured from each keystroke's intended send time (open loop, no coordinated omission). CPU is read from /proc over the measured window.</p>
 <h2>Latency by percentile</h2>
 ${latencySvg(series)}
 <h2>Settings</h2>
 ${kv(Object.entries(r.parameters))}
 <h2>Results</h2>
 ${kv(summary(r))}
-${r.baseline ? `<h2>Baseline: Socket.IO + @socket.io/redis-adapter</h2>${kv(summary(r.baseline))}` : ''}
+${r.baseline ? `<h2>Baseline: ${esc(system)}</h2>${kv(summary(r.baseline))}<h2>Ratio (switchboard ÷ baseline)</h2>${ratio}` : ''}
 </body></html>
 `;
 }

@@ -1,6 +1,7 @@
 /**
- * Small process helpers for the local cluster: free ports, readiness polling, and
- * killing a child we started (never anything else).
+ * Small process helpers for the local cluster launcher (and the tests and bench that
+ * start their own processes): free ports, readiness polling, and stopping a child we
+ * started (never anything else).
  */
 import { type ChildProcess } from 'node:child_process';
 import { createServer, createConnection } from 'node:net';
@@ -70,32 +71,3 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
   await exited;
   clearTimeout(timer);
 }
-
-/** CPU seconds (user + system) a process has used so far, from /proc; undefined if gone. */
-export async function processCpuSeconds(pid: number): Promise<number | undefined> {
-  const { readFile } = await import('node:fs/promises');
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return ticks / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Resident set size of a process in bytes, from /proc; undefined if gone. */
-export async function processRss(pid: number): Promise<number | undefined> {
-  const { readFile } = await import('node:fs/promises');
-  try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** USER_HZ: 100 on every Linux we run on. */
-const CLOCK_TICKS = 100;

@@ -10,9 +10,10 @@
  *                                   …         ┘
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile, chown, chmod } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile, chown, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -20,8 +21,23 @@ import { freePort, until, rawCommand, httpStatus, hasExited, stopChild } from '.
 
 const run = promisify(execFile);
 
-/** Two levels up from both src/cluster/*.ts (tsx) and dist/cluster/*.js: the repo root. */
-export const MAIN_JS = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/**
+ * The repo root: the nearest folder above this file with a package.json. This file runs
+ * from src/launcher (tsx), dist/launcher (the CLI) and dist/src/launcher (the compiled
+ * bench, whose build roots at the repo), so a fixed number of `..` would not do.
+ */
+function findRepoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('launcher: no package.json above this file');
+    dir = up;
+  }
+  return dir;
+}
+
+export const REPO_ROOT = findRepoRoot();
+export const MAIN_JS = join(REPO_ROOT, 'dist', 'cli', 'main.js');
 const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
 const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const HAPROXY = process.env.HAPROXY ?? '/usr/sbin/haproxy';
@@ -71,6 +87,8 @@ export interface LocalCluster {
   redisUrl?: string;
   redisPid?: number;
   databaseUrl?: string;
+  /** The PostgreSQL postmaster; the server processes for each connection are its children. */
+  postgresPid?: number;
   /** http://127.0.0.1:port of HAProxy, when started. */
   haproxyUrl?: string;
   /** The URL clients should use: HAProxy's when there is one, else the first node's. */
@@ -97,7 +115,8 @@ interface Stoppable {
   stop(): Promise<void>;
 }
 
-async function startRedis(dir: string): Promise<{ url: string; pid: number } & Stoppable> {
+/** A private redis-server on a free port, its files in `dir`. */
+export async function startRedis(dir: string): Promise<{ url: string; pid: number } & Stoppable> {
   const port = await freePort();
   const child = track(spawn(REDIS_SERVER, [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
@@ -114,7 +133,7 @@ async function startRedis(dir: string): Promise<{ url: string; pid: number } & S
  * PostgreSQL refuses to run as root: initdb and pg_ctl run as the `postgres` user on a
  * directory it owns (when we are root; as any other user, as ourselves).
  */
-async function startPostgres(dir: string): Promise<{ url: string } & Stoppable> {
+async function startPostgres(dir: string): Promise<{ url: string; pid: number } & Stoppable> {
   const port = await freePort();
   const pgDir = join(dir, 'pg');
   const data = join(pgDir, 'data');
@@ -135,8 +154,11 @@ async function startPostgres(dir: string): Promise<{ url: string } & Stoppable> 
   await cmd('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   const opts = `-p ${port} -k ${pgDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
   await cmd('pg_ctl', ['-D', data, '-o', opts, '-l', join(pgDir, 'log'), '-w', '-t', '30', 'start']);
+  // The postmaster's pid is the first line of its pid file; its backends are its children.
+  const pid = Number((await readFile(join(data, 'postmaster.pid'), 'utf8')).split('\n')[0]);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    pid,
     stop: async () => {
       await cmd('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
     },
@@ -290,7 +312,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     return {
       token, dir, nodes,
       ...(redis ? { redisUrl: redis.url, redisPid: redis.pid } : {}),
-      ...(postgres ? { databaseUrl: postgres.url } : {}),
+      ...(postgres ? { databaseUrl: postgres.url, postgresPid: postgres.pid } : {}),
       ...(haproxyUrl ? { haproxyUrl } : {}),
       url: haproxyUrl ?? nodes[0]!.http,
       async kill(nodeIndex, signal = 'SIGKILL') {

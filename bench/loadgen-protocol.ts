@@ -1,5 +1,5 @@
 /**
- * Messages between the bench (parent, src/cli/bench.ts) and a load generator worker
+ * Messages between the bench (parent, bench/pool.ts) and a load generator worker
  * (bench/loadgen-worker.ts, a child process with an IPC channel). Both import these
  * types from here.
  *

@@ -1,0 +1,71 @@
+/**
+ * idle: N sockets each open an echo session and then stay silent. What does an idle
+ * session cost?
+ *
+ * - Memory, measured from outside through /proc (VmRSS): each node's RSS after the idle
+ *   window minus before connecting, ÷ count: per connection on edge nodes, per session
+ *   on host nodes (both on a `--single` node).
+ * - Steady-state traffic over the idle window (`--duration`, after `--warmup` seconds of
+ *   settling): Redis commands per second from INFO commandstats, with the busiest
+ *   commands, and PostgreSQL transactions per second; and each process's CPU. Run at 1K
+ *   and 10K sessions, these show whether idle traffic stays flat as sessions grow.
+ */
+import { PostgresSampler, RedisSampler, type PostgresTraffic, type RedisTraffic } from '../datastore-stats.js';
+import { echoSpecs, type Ctx } from '../measure.js';
+import { LoadPool, workerCount } from '../pool.js';
+import { CpuWindow } from '../proc-stats.js';
+import { summarize, type BenchResult, type NodeStat } from '../result.js';
+import { nodeStats, type Target } from '../target.js';
+import { round, sleep } from '../units.js';
+
+const RSS_METHOD = 'from outside: /proc/<pid>/status VmRSS after the idle window minus before connecting, ÷ count';
+
+/** RSS growth of the nodes with `role`, ÷ count; null when there are none. */
+function perItem(before: NodeStat[], after: NodeStat[], role: string, count: number): number | null {
+  const nodes = after.filter((n) => n.role === role);
+  if (nodes.length === 0 || count === 0) return null;
+  const grown = nodes.reduce((a, n) => a + n.rssBytes - (before.find((b) => b.id === n.id)?.rssBytes ?? 0), 0);
+  return Math.round(grown / count);
+}
+
+export async function runIdle(ctx: Ctx, target: Target): Promise<BenchResult> {
+  const { o } = ctx;
+  const load = new LoadPool(workerCount(o.workers, o.sessions));
+  const redis = target.redisUrl ? new RedisSampler(target.redisUrl) : undefined;
+  const postgres = target.databaseUrl ? new PostgresSampler(target.databaseUrl) : undefined;
+  try {
+    await sleep(1_000);
+    const before = await nodeStats(target);
+    ctx.log(`connecting ${o.sessions} sockets, each opening an echo session…`);
+    const c = await load.connect(echoSpecs(target, o.sessions).map((s) => ({ ...s, writes: false })), target.token, 200);
+    if (c.failed) ctx.log(`${c.failed} failed: ${c.errors[0]}`);
+    ctx.log(`settling ${o.warmupS} s, then ${o.durationS} s idle…`);
+    await sleep(o.warmupS * 1000);
+    const window = new CpuWindow(target.procs);
+    await Promise.all([window.start(), redis?.start(), postgres?.start()]);
+    await sleep(o.durationS * 1000);
+    const [, redisTraffic, pgTraffic] = await Promise.all([window.stop(), redis?.stop(), postgres?.stop()]) as [void, RedisTraffic | undefined, PostgresTraffic | undefined];
+    const after = await nodeStats(target);
+    const r = await summarize(o, target, [], window, load.pids, {
+      connections: c.ok,
+      rssMethod: RSS_METHOD,
+      bytesPerConnection: perItem(before, after, 'edge', c.ok),
+      bytesPerSession: perItem(before, after, 'host', c.ok),
+      bytesPerConnectionWithSession: perItem(before, after, 'both', c.ok),
+      rssBytes: after.map((n) => ({ id: n.id, role: n.role, before: before.find((b) => b.id === n.id)?.rssBytes ?? 0, after: n.rssBytes })),
+      idleSeconds: round(window.wallSeconds, 2),
+      redisCommandsPerSecond: redisTraffic?.commandsPerSecond ?? null,
+      redisTopCommands: redisTraffic?.top ?? [],
+      postgresTransactionsPerSecond: pgTraffic?.transactionsPerSecond ?? null,
+      target: '≤ 8 KiB RSS per idle connection',
+    }, { sessions: o.sessions, idleS: o.durationS, settleS: o.warmupS, edges: target.edges.length, hosts: o.single ? 0 : o.hosts, single: o.single, workers: load.workers.length });
+    r.reach = round(c.ok / Math.max(o.sessions, 1), 5);
+    r.errors = c.failed;
+    r.errorSamples = c.errors;
+    return r;
+  } finally {
+    await load.close();
+    await redis?.close();
+    await postgres?.close();
+  }
+}
