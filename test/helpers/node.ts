@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../../src/config/config.js';
 import { SwitchboardNode } from '../../src/node/node.js';
 import { memorySeams, type Seams } from '../../src/node/wiring.js';
 import { createLogger } from '../../src/util/log.js';
+import { edgeLimits } from '../../src/edge/limits.js';
 
 export const TEST_TOKEN = 'test-token-0123456789';
 
@@ -21,6 +22,8 @@ export interface TestNode {
 export async function startNode(flags: string[] = [], seams?: (config: Config) => Seams): Promise<TestNode> {
   const config = loadConfig(['--port', '0', '--token', TEST_TOKEN, '--log-level', 'error', ...flags], {});
   const node = new SwitchboardNode(config, seams ? seams(config) : memorySeams(config), createLogger('error'));
+  // The edge's admission limits from the flags (SWITCHBOARD_MAX_COLS, _OPEN_QUEUE, …).
+  node.edge.configure(edgeLimits(config));
   const port = await node.start();
   return {
     node, config, port,
