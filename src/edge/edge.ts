@@ -267,6 +267,9 @@ export class Edge {
   /** Keeps a frame until the connection's earlier frames took effect; bounded. */
   private hold(client: ClientConn, frame: ClientFrame, bytes: number): void {
     if (client.held.length < HELD_FRAMES_MAX && client.heldBytes + bytes <= HELD_BYTES_MAX) {
+      // Decoded `bin` fields are views of the socket's receive buffer, which uWS reuses
+      // once the message callback returns: a frame kept longer owns a copy.
+      if (frame.t === 'in') frame = { ...frame, data: frame.data.slice() };
       client.held.push({ frame, bytes });
       client.heldBytes += bytes;
       return;
