@@ -406,7 +406,8 @@ export class Edge {
 
   private async placeNow(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: string): Promise<{ sid: SessionId; node: NodeId }> {
     if (frame.sid !== undefined) {
-      // A client-chosen id must be new: a host would otherwise reset an ended session's log.
+      // A client-chosen id must be new. A host refuses a clash too, but only after taking
+      // a lease and touching the log; one read here answers it first, with a clear message.
       let existing: SessionRecord | null;
       try {
         existing = await this.deps.store.getSession(frame.sid);
