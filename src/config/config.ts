@@ -41,6 +41,15 @@ export interface Config {
   readonly frameRate: number;
   /** Agent `limit` requests allowed per key per minute, cluster-wide. */
   readonly agentLimitRate: number;
+  /** Largest terminal a client may open or resize to (snapshot cost grows with it). */
+  readonly maxCols: number;
+  readonly maxRows: number;
+  /** Worker threads computing screen snapshots, and snapshots that may wait for one. */
+  readonly snapshotWorkers: number;
+  readonly snapshotQueue: number;
+  /** Session placements this edge runs at once, and opens that may wait for a turn. */
+  readonly openConcurrency: number;
+  readonly openQueue: number;
   /** Where an exited session's log is kept for late readers. */
   readonly exitedRetentionMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -141,6 +150,12 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'connectRate', env: 'SWITCHBOARD_CONNECT_RATE', parse: integer(1, 10_000_000) },
   { key: 'frameRate', env: 'SWITCHBOARD_FRAME_RATE', parse: integer(1, 10_000_000) },
   { key: 'agentLimitRate', env: 'SWITCHBOARD_AGENT_LIMIT_RATE', parse: integer(1, 10_000_000) },
+  { key: 'maxCols', env: 'SWITCHBOARD_MAX_COLS', parse: integer(80, 1000) },
+  { key: 'maxRows', env: 'SWITCHBOARD_MAX_ROWS', parse: integer(24, 1000) },
+  { key: 'snapshotWorkers', env: 'SWITCHBOARD_SNAPSHOT_WORKERS', parse: integer(1, 64) },
+  { key: 'snapshotQueue', env: 'SWITCHBOARD_SNAPSHOT_QUEUE', parse: integer(0, 100_000) },
+  { key: 'openConcurrency', env: 'SWITCHBOARD_OPEN_CONCURRENCY', parse: integer(1, 10_000) },
+  { key: 'openQueue', env: 'SWITCHBOARD_OPEN_QUEUE', parse: integer(0, 1_000_000) },
   { key: 'exitedRetentionMs', env: 'SWITCHBOARD_EXITED_RETENTION_MS', parse: integer(0, 86_400_000) },
   { key: 'logLevel', env: 'SWITCHBOARD_LOG_LEVEL', parse: choice('debug', 'info', 'warn', 'error') },
 ];
@@ -165,6 +180,12 @@ export const DEFAULTS = {
   connectRate: 6_000,
   frameRate: 2_000,
   agentLimitRate: 60,
+  maxCols: 500,
+  maxRows: 200,
+  snapshotWorkers: 1,
+  snapshotQueue: 32,
+  openConcurrency: 64,
+  openQueue: 4096,
   exitedRetentionMs: 600_000,
   logLevel: 'info' as const,
 };

@@ -5,6 +5,18 @@
  *   client ──frame──▶ edge ──sessionControl(sid)──▶ owner host
  *   owner ──log.append = store + publish sessionEvents(sid)──▶ edge ──same bytes──▶ clients
  *   late or lagging clients catch up from the log, then switch to live events.
+ *
+ * Frames of one connection take effect in the order sent. `in`, `resize`, `ack`,
+ * `detach` and `ping` act synchronously; `open`, `attach` and `kill` need round trips,
+ * and while one of them is taking effect the connection's later frames wait (bounded,
+ * limits.ts) and then run in order:
+ *
+ *   frames: open ─ in ─ in ─ ping        open ──place──▶ register writer ─▶ opened ─┐
+ *                  └─ held ─┘                                                      │
+ *                     in, in, ping run now, in order ◀────────────────────────────┘
+ *
+ * Expensive work is admitted node-wide: placements through a Gate, screen snapshots
+ * through a worker-thread pool, each with a bounded queue and `unavailable` beyond it.
  */
 import type { Bus, Unsubscribe } from '../bus/bus.js';
 import { nodeInbox, sessionControl, sessionEvents } from '../bus/channels.js';
@@ -14,7 +26,7 @@ import type { SessionRecord, Store } from '../store/store.js';
 import { decodeMessage, encodeFrame, encodeValue } from '../protocol/codec.js';
 import type { AttachFrame, ClientFrame, KillFrame, OpenFrame, Role, ServerFrame } from '../protocol/frames.js';
 import { parseClientFrame, salvageRef } from '../protocol/parse.js';
-import { CLOSE, SwitchboardError, toSwitchboardError } from '../errors/errors.js';
+import { BACKEND_RETRY_MS, CLOSE, SwitchboardError, toSwitchboardError } from '../errors/errors.js';
 import type { ClientId, NodeId, Offset, SessionId } from '../util/ids.js';
 import { newSessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
@@ -24,7 +36,12 @@ import { MemoryLimiter } from '../limit/memory-limiter.js';
 import { Attachment } from './attachment.js';
 import { ClientConn, type SocketLike } from './client-conn.js';
 import { pickHost } from './placement.js';
-import { screenSnapshot } from './snapshot.js';
+import { Gate } from './gate.js';
+import { SnapshotPool } from './snapshot-pool.js';
+import {
+  DEFAULT_EDGE_LIMITS, HELD_BYTES_MAX, HELD_FRAMES_MAX, HELD_OVERFLOW_LIMIT, HELD_OVERFLOW_WINDOW_MS,
+  OPEN_WAIT_MS, SNAPSHOT_TIMEOUT_MS, SNAPSHOT_WAIT_MS, type EdgeLimits,
+} from './limits.js';
 import type { Metrics } from '../node/metrics.js';
 
 /** Bytes read from the log per catch-up step. */
@@ -34,6 +51,11 @@ const BAD_FRAME_LIMIT = 20;
 const BAD_FRAME_WINDOW_MS = 10_000;
 const OPEN_TIMEOUT_MS = 10_000;
 const KILL_TIMEOUT_MS = 5_000;
+/**
+ * Most output a screen snapshot replays (the newest bytes of the window): parsing costs
+ * ~200 ms of CPU per MiB whatever the replay window is configured to.
+ */
+const SNAPSHOT_WINDOW_BYTES = 1024 * 1024;
 
 export interface EdgeOptions {
   nodeId: NodeId;
@@ -42,6 +64,8 @@ export interface EdgeOptions {
   /** Send buffer past which a socket stops getting live output and must catch up. */
   lagLimit: number;
   frameRate: number;
+  /** Admission limits (from the config: edgeLimits(config)); defaults when absent. */
+  limits?: EdgeLimits;
 }
 
 export interface EdgeDeps {
@@ -74,8 +98,39 @@ export class Edge {
   readonly clients = new Map<ClientId, ClientConn>();
   private readonly watched = new Map<SessionId, Watched>();
   private readonly frameLimiter = new MemoryLimiter();
+  private limits: EdgeLimits = DEFAULT_EDGE_LIMITS;
+  private opens!: Gate;
+  private snapshots!: SnapshotPool;
+  private opensRefused = 0;
+  private snapshotsRefused = 0;
 
-  constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {}
+  constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {
+    this.configure(options.limits ?? DEFAULT_EDGE_LIMITS);
+    const m = deps.metrics;
+    m.register('switchboard_open_queue', 'Opens waiting for a placement slot on this edge', 'gauge', () => this.opens.queued);
+    m.register('switchboard_opens_refused_total', 'Opens refused unavailable: placement queue full', 'counter', () => this.opensRefused);
+    m.register('switchboard_snapshot_queue', 'Screen snapshots waiting for a worker thread', 'gauge', () => this.snapshots.queued);
+    m.register('switchboard_snapshots_refused_total', 'Attaches refused unavailable: snapshot queue full', 'counter', () => this.snapshotsRefused);
+    m.register('switchboard_snapshot_failures_total', 'Snapshots that failed (worker error or timeout) and fell back to a replay', 'counter', () => this.snapshots.failures);
+  }
+
+  /**
+   * Sets the admission limits (the wiring passes edgeLimits(config)). Work already
+   * admitted finishes under the old limits.
+   */
+  configure(limits: EdgeLimits): void {
+    this.limits = { ...limits };
+    this.opens = new Gate(limits.openConcurrency, limits.openQueue, OPEN_WAIT_MS, (waited) => new SwitchboardError(
+      'unavailable',
+      `waited ${waited} ms for a turn to place the session: this node is overloaded with opens; retry in ${this.opens.retryMs(1000)} ms`,
+      { retryMs: this.opens.retryMs(1000) },
+    ));
+    const old = this.snapshots as SnapshotPool | undefined;
+    this.snapshots = new SnapshotPool({
+      workers: limits.snapshotWorkers, queue: limits.snapshotQueue, timeoutMs: SNAPSHOT_TIMEOUT_MS, maxWaitMs: SNAPSHOT_WAIT_MS,
+    });
+    old?.close();
+  }
 
   start(): void {
     this.deps.bus.onRestore(() => {
@@ -102,6 +157,8 @@ export class Edge {
 
   disconnect(client: ClientConn): void {
     client.closed = true;
+    client.held = [];
+    client.heldBytes = 0;
     for (const a of [...client.attachments.values()]) this.detach(a);
     this.clients.delete(client.id);
     this.deps.metrics.clients.set(this.clients.size);
@@ -128,7 +185,8 @@ export class Edge {
   private sendError(client: ClientConn, err: unknown, ref?: number, sid?: SessionId): void {
     const e = toSwitchboardError(err);
     if (e.code === 'internal') this.deps.logger.error('internal error', { err: String(err), stack: (err as Error)?.stack });
-    const frame: ServerFrame = { t: 'error', code: e.code, msg: e.message };
+    const frame: ServerFrame = { t: 'error', code: e.code, msg: e.message, temporary: e.temporary };
+    if (e.retryMs !== undefined) frame.retryMs = e.retryMs;
     if (ref !== undefined) frame.ref = ref;
     if (sid !== undefined) frame.sid = sid;
     this.send(client, frame);
@@ -152,16 +210,75 @@ export class Edge {
     const rate = this.frameLimiter.takeNow(`c:${client.id}`, { limit: this.options.frameRate, windowMs: 1000 });
     if (!rate.ok) {
       this.deps.metrics.rateLimited.inc();
-      const ref = 'ref' in frame ? frame.ref : undefined;
-      this.sendError(client, new SwitchboardError('rate_limited', `more than ${this.options.frameRate} frames per second; retry in ${rate.retryMs} ms`), ref);
+      this.sendError(client, new SwitchboardError('rate_limited', `more than ${this.options.frameRate} frames per second; retry in ${rate.retryMs} ms`, { retryMs: rate.retryMs }), refOf(frame), sidOf(frame));
       return;
     }
     this.deps.metrics.framesIn.inc();
-    this.dispatch(client, frame).catch((err) => {
-      const ref = 'ref' in frame ? frame.ref : undefined;
-      const sid = 'sid' in frame ? frame.sid : undefined;
-      this.sendError(client, err, ref, sid);
-    });
+    if (client.busy) this.hold(client, frame, message.byteLength);
+    else this.run(client, frame);
+  }
+
+  /**
+   * Runs one frame. A synchronous one is done when this returns; an asynchronous one
+   * (open, attach, kill) marks the connection busy until it took effect, then lets the
+   * frames held meanwhile run, in order.
+   */
+  private run(client: ClientConn, frame: ClientFrame): void {
+    let pending: Promise<void> | undefined;
+    try {
+      pending = this.dispatch(client, frame);
+    } catch (err) {
+      this.sendError(client, err, refOf(frame), sidOf(frame));
+      return;
+    }
+    if (!pending) return;
+    client.busy = true;
+    pending.then(
+      () => this.release(client),
+      (err: unknown) => {
+        this.sendError(client, err, refOf(frame), sidOf(frame));
+        this.release(client);
+      },
+    );
+  }
+
+  private release(client: ClientConn): void {
+    client.busy = false;
+    if (client.closed) {
+      client.held = [];
+      client.heldBytes = 0;
+      return;
+    }
+    let i = 0;
+    while (!client.busy && i < client.held.length) {
+      const h = client.held[i++]!;
+      client.heldBytes -= h.bytes;
+      this.run(client, h.frame);
+    }
+    client.held = i === client.held.length ? [] : client.held.slice(i);
+  }
+
+  /** Keeps a frame until the connection's earlier frames took effect; bounded. */
+  private hold(client: ClientConn, frame: ClientFrame, bytes: number): void {
+    if (client.held.length < HELD_FRAMES_MAX && client.heldBytes + bytes <= HELD_BYTES_MAX) {
+      // Decoded `bin` fields are views of the socket's receive buffer, which uWS reuses
+      // once the message callback returns: a frame kept longer owns a copy.
+      if (frame.t === 'in') frame = { ...frame, data: frame.data.slice() };
+      client.held.push({ frame, bytes });
+      client.heldBytes += bytes;
+      return;
+    }
+    this.deps.metrics.rateLimited.inc();
+    this.sendError(client, new SwitchboardError(
+      'rate_limited',
+      `too many frames sent while an earlier open, attach or kill is still taking effect (at most ${HELD_FRAMES_MAX} frames or ${HELD_BYTES_MAX / 1024} KiB wait); this frame was dropped: wait for the earlier reply, then resend`,
+    ), refOf(frame), sidOf(frame));
+    const now = Date.now();
+    if (now - client.heldOverflowsSince > HELD_OVERFLOW_WINDOW_MS) {
+      client.heldOverflows = 0;
+      client.heldOverflowsSince = now;
+    }
+    if (++client.heldOverflows > HELD_OVERFLOW_LIMIT) client.socket.close(CLOSE.policy.code, 'too many frames while earlier ones were pending');
   }
 
   private badFrame(client: ClientConn, err: unknown, ref?: number): void {
@@ -178,39 +295,53 @@ export class Edge {
     }
   }
 
-  private async dispatch(client: ClientConn, frame: ClientFrame): Promise<void> {
+  /** Applies a frame; returns a promise only for frames that take effect asynchronously. */
+  private dispatch(client: ClientConn, frame: ClientFrame): Promise<void> | undefined {
     switch (frame.t) {
       case 'open':
         return this.open(client, frame);
       case 'attach':
         return this.attach(client, frame);
+      case 'kill':
+        return this.kill(client, frame);
       case 'in': {
         const a = this.writerOf(client, frame.sid);
         const command: InputCommand = { t: 'in', data: frame.data, c: client.id, e: this.options.nodeId };
         if (frame.n !== undefined) command.n = frame.n;
-        return this.control(a.sid, command);
+        this.control(client, a.sid, command);
+        return undefined;
       }
       case 'resize': {
         const a = this.writerOf(client, frame.sid);
+        this.checkSize(frame.cols, frame.rows);
         a.size = { cols: frame.cols, rows: frame.rows };
-        return this.control(a.sid, { t: 'resize', cols: frame.cols, rows: frame.rows, c: client.id, e: this.options.nodeId });
+        this.control(client, a.sid, { t: 'resize', cols: frame.cols, rows: frame.rows, c: client.id, e: this.options.nodeId });
+        return undefined;
       }
       case 'ack': {
         const a = this.attachmentOf(client, frame.sid);
         if (a.acked === undefined || frame.off > a.acked) a.acked = Math.min(frame.off, a.next);
         this.updateFlow(a);
-        return;
+        return undefined;
       }
       case 'detach': {
         const a = client.attachments.get(frame.sid);
         if (a) this.detach(a);
-        return;
+        return undefined;
       }
-      case 'kill':
-        return this.kill(client, frame);
       case 'ping':
         this.send(client, { t: 'pong', ref: frame.ref, node: this.options.nodeId, ts: Date.now() });
-        return;
+        return undefined;
+    }
+  }
+
+  /** Terminal sizes are bounded: a snapshot's cost grows with them. */
+  private checkSize(cols: number, rows: number): void {
+    if (cols > this.limits.maxCols) {
+      throw new SwitchboardError('too_large', `cols ${cols} is over this server's limit of ${this.limits.maxCols} columns (SWITCHBOARD_MAX_COLS)`);
+    }
+    if (rows > this.limits.maxRows) {
+      throw new SwitchboardError('too_large', `rows ${rows} is over this server's limit of ${this.limits.maxRows} rows (SWITCHBOARD_MAX_ROWS)`);
     }
   }
 
@@ -226,80 +357,159 @@ export class Edge {
     return a;
   }
 
-  private async control(sid: SessionId, message: ControlMessage): Promise<void> {
-    try {
-      await this.deps.bus.publish(sessionControl(sid), encodeValue(message));
-    } catch (err) {
-      throw new SwitchboardError('unavailable', 'the message bus is unreachable; input was not delivered, try again', { temporary: true, cause: err });
-    }
+  /**
+   * Publishes to the session's owner without waiting: the bus keeps one connection's
+   * publishes in order, and `in` is the hot path (no promise of our own per keystroke).
+   */
+  private control(client: ClientConn, sid: SessionId, message: ControlMessage): void {
+    this.deps.bus.publish(sessionControl(sid), encodeValue(message)).catch((err: unknown) => {
+      this.sendError(client, new SwitchboardError('unavailable', 'the message bus is unreachable; input was not delivered, try again', { retryMs: BACKEND_RETRY_MS, cause: err }), undefined, sid);
+    });
   }
 
   // ─── open, attach, kill ───────────────────────────────────────────────────
 
-  /** Places a new session on a host, then attaches the opener as writer from 0. */
+  /**
+   * Places a new session on a host, then attaches the opener as writer from 0. The
+   * attachment is registered before `opened` is sent, so the opener's next frames find it.
+   */
   async open(client: ClientConn, frame: OpenFrame): Promise<void> {
     const { sid, node } = await this.place(frame, client.principal);
     this.deps.metrics.opened.inc();
-    this.send(client, { t: 'opened', ref: frame.ref, sid, node });
     if (client.closed) return;
-    this.startAttachment(client, sid, 'writer', 0);
+    const existing = client.attachments.get(sid);
+    if (existing) this.detach(existing);
+    const a = this.register(client, sid, 'writer', 0);
+    this.send(client, { t: 'opened', ref: frame.ref, sid, node });
+    this.begin(a);
   }
 
-  /** Used by `open` and by POST /v1/sessions: picks a host and asks it to start the session. */
-  async place(frame: Pick<OpenFrame, 'spec'>, principal: string): Promise<{ sid: SessionId; node: NodeId }> {
+  /**
+   * Used by `open` and by POST /v1/sessions: picks a host and asks it to start the
+   * session. Node-wide, at most `openConcurrency` placements run at once and
+   * `openQueue` wait; beyond that, `unavailable` with a retry hint.
+   */
+  async place(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: string): Promise<{ sid: SessionId; node: NodeId }> {
+    this.checkSize(frame.spec.cols, frame.spec.rows);
+    const placing = this.opens.tryRun(() => this.placeNow(frame, principal));
+    if (placing) return placing;
+    this.opensRefused++;
+    const retryMs = this.opens.retryMs(1000);
+    throw new SwitchboardError('unavailable', `this node has ${this.opens.queued} opens waiting already; retry in ${retryMs} ms, or open through another node`, { retryMs });
+  }
+
+  private async placeNow(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: string): Promise<{ sid: SessionId; node: NodeId }> {
+    if (frame.sid !== undefined) {
+      // A client-chosen id must be new. A host refuses a clash too, but only after taking
+      // a lease and touching the log; one read here answers it first, with a clear message.
+      let existing: SessionRecord | null;
+      try {
+        existing = await this.deps.store.getSession(frame.sid);
+      } catch (err) {
+        throw this.unreachable('the session store', err);
+      }
+      if (existing) throw new SwitchboardError('conflict', `session id ${frame.sid} is taken; choose another (at least 128 random bits) or leave sid out`);
+    }
     let nodes: NodeInfo[];
     try {
       nodes = await this.deps.registry.list();
     } catch (err) {
-      throw new SwitchboardError('unavailable', 'the node registry is unreachable; try again', { temporary: true, cause: err });
+      throw this.unreachable('the node registry', err);
     }
     const tried = new Set<NodeId>();
-    let lastError: SwitchboardError = new SwitchboardError('unavailable', 'no host node has room for a new session; try again later', { temporary: true });
+    let lastError: SwitchboardError = new SwitchboardError('unavailable', 'no host node has room for a new session; try again later', { retryMs: BACKEND_RETRY_MS });
     for (let attempt = 0; attempt < 2; attempt++) {
       const host = pickHost(nodes, tried);
       if (!host) break;
       tried.add(host.id);
-      const sid = newSessionId();
+      const sid = frame.sid ?? newSessionId();
       const request: Omit<OpenRequest, 'rid'> = { t: 'open', e: this.options.nodeId, sid, spec: frame.spec, owner: principal };
       try {
         const reply = await this.deps.rpc.call<OpenRequest>(nodeInbox(host.id), request, OPEN_TIMEOUT_MS);
         if (reply.ok) return { sid, node: reply.node ?? host.id };
-        lastError = new SwitchboardError(reply.code ?? 'internal', reply.msg ?? 'open failed');
-        if (lastError.code !== 'unavailable') throw lastError;
+        const code = reply.code ?? 'internal';
+        lastError = new SwitchboardError(code, reply.msg ?? 'open failed', code === 'unavailable' ? { retryMs: BACKEND_RETRY_MS } : {});
       } catch (err) {
         lastError = toSwitchboardError(err);
-        if (lastError.code !== 'unavailable') throw lastError;
       }
+      if (lastError.code !== 'unavailable') throw lastError;
     }
     throw lastError;
   }
 
+  /** A backing service failed: the client may retry (never `internal` for a timeout). */
+  private unreachable(what: string, err: unknown): SwitchboardError {
+    const e = toSwitchboardError(err);
+    if (e.code !== 'internal' && e.code !== 'unavailable') return e;
+    return new SwitchboardError('unavailable', `${what} did not answer (overloaded or unreachable); retry in about ${BACKEND_RETRY_MS / 1000} s`, { retryMs: BACKEND_RETRY_MS, cause: err });
+  }
+
+  /**
+   * `attached` is sent once the attachment is registered, so the next `in`, `resize` or
+   * `ack` finds it. With `from`, output replays from there. Without, a terminal gets a
+   * screen snapshot computed by a worker thread (at most one in flight per connection;
+   * the attach is refused `unavailable` when the node's snapshot queue is full) and an
+   * agent or echo session the retained window. Until its first output the attachment
+   * only collects non-output events, like any attachment that is catching up.
+   */
   async attach(client: ClientConn, frame: AttachFrame): Promise<void> {
+    const wantsScreen = frame.from === undefined;
+    if (wantsScreen && client.snapshot) await client.snapshot;
     const record = await this.record(frame.sid);
-    const bounds = await this.deps.log.bounds(frame.sid);
-    const head = bounds?.head ?? 0;
+    let bounds: Awaited<ReturnType<SessionLog['bounds']>>;
+    try {
+      bounds = await this.deps.log.bounds(frame.sid);
+    } catch (err) {
+      throw this.unreachable('the replay log', err);
+    }
     if (client.closed) return;
+    const head = bounds?.head ?? 0;
+    const start = bounds?.start ?? 0;
+    const ended = record.status === 'exited' || record.status === 'lost' ? record : undefined;
+    const screen = wantsScreen && record.kind === 'pty' && head > 0;
+    if (screen && !this.snapshots.hasRoom) {
+      this.snapshotsRefused++;
+      const retryMs = this.snapshots.retryMs();
+      throw new SwitchboardError('unavailable', `this node is busy computing screen snapshots; retry in ${retryMs} ms, or attach with from to replay output instead`, { retryMs });
+    }
     const existing = client.attachments.get(frame.sid);
     if (existing) this.detach(existing);
+    const a = this.register(client, frame.sid, frame.role, frame.from ?? (screen ? head : start), ended);
     this.send(client, { t: 'attached', ref: frame.ref, sid: frame.sid, head, node: record.node, cols: record.cols, rows: record.rows });
-    const ended = record.status === 'exited' || record.status === 'lost';
-    if (frame.from !== undefined) {
-      this.startAttachment(client, frame.sid, frame.role, frame.from, ended ? record : undefined);
+    if (!screen) {
+      this.begin(a);
       return;
     }
-    // No `from`: a screen snapshot for terminals, the retained window otherwise.
-    const start = bounds?.start ?? 0;
-    if (record.kind === 'pty' && head > 0) {
-      const chunks = await this.readWindow(frame.sid, start, head);
-      const last = chunks.at(-1);
-      const snapHead = last ? last.off + last.data.length : head;
-      const snapshot = await screenSnapshot(chunks, record.cols, record.rows);
-      if (client.closed) return;
-      this.send(client, { t: 'out', sid: frame.sid, off: snapHead, data: snapshot, snap: true });
-      this.startAttachment(client, frame.sid, frame.role, snapHead, ended ? record : undefined);
-    } else {
-      this.startAttachment(client, frame.sid, frame.role, start, ended ? record : undefined);
+    const snapshot = this.sendScreen(a, record, start, head);
+    client.snapshot = snapshot;
+    void snapshot.then(() => {
+      if (client.snapshot === snapshot) client.snapshot = undefined;
+    });
+  }
+
+  /**
+   * Sends `a` a snapshot of the screen as of the log's head, then starts its output
+   * from there. Never rejects: when the snapshot fails, output replays from `start`.
+   */
+  private async sendScreen(a: Attachment, record: SessionRecord, start: Offset, head: Offset): Promise<void> {
+    let snapHead = head;
+    try {
+      const data = await this.snapshots.submit(async () => {
+        if (a.state === 'closed') return undefined; // the client went away while queued
+        const chunks = await this.readWindow(a.sid, Math.max(start, head - SNAPSHOT_WINDOW_BYTES), head);
+        const last = chunks.at(-1);
+        if (last) snapHead = last.off + last.data.length;
+        return { chunks, cols: Math.min(record.cols, this.limits.maxCols), rows: Math.min(record.rows, this.limits.maxRows) };
+      });
+      if (a.state === 'closed' || data === undefined) return;
+      this.send(a.client, { t: 'out', sid: a.sid, off: snapHead, data, snap: true });
+      a.next = snapHead;
+    } catch (err) {
+      if (a.state === 'closed') return;
+      this.deps.logger.warn('screen snapshot failed; replaying the window instead', { sid: a.sid, err: String(err) });
+      a.next = start;
     }
+    this.begin(a);
   }
 
   /** Every kept chunk from `from` to `head`, page by page (a log read is bounded). */
@@ -322,29 +532,40 @@ export class Edge {
     try {
       record = await this.deps.store.getSession(sid);
     } catch (err) {
-      throw new SwitchboardError('unavailable', 'the session store is unreachable; try again', { temporary: true, cause: err });
+      throw this.unreachable('the session store', err);
     }
     if (!record) throw new SwitchboardError('not_found', `no session ${sid}`);
     return record;
   }
 
-  private startAttachment(client: ClientConn, sid: SessionId, role: Role, from: Offset, ended?: SessionRecord): void {
+  /**
+   * Registers an attachment with the client and the session's watch; nothing is sent
+   * to it until begin(). An ended session is not watched: its attachment replays what
+   * is kept, then its `exit`.
+   */
+  private register(client: ClientConn, sid: SessionId, role: Role, from: Offset, ended?: SessionRecord): Attachment {
     const a = new Attachment(client, sid, role, from);
     client.attachments.set(sid, a);
     if (ended) {
-      // The session is over: replay what is kept, then say how it ended.
       const exit: ServerFrame = { t: 'exit', sid, code: ended.exitCode ?? 0 };
       if (ended.exitSignal) exit.signal = ended.exitSignal;
       if (ended.exitReason) exit.reason = ended.exitReason;
       a.held.push(encodeFrame(exit));
       a.exitSeen = true;
-      void this.catchUp(a);
-      return;
+      return a;
     }
     const w = this.watch(sid);
     w.attachments.add(a);
     this.sendWatch(w);
-    void w.ready.then(() => this.catchUp(a));
+    return a;
+  }
+
+  /** Starts output to a registered attachment: replay from `a.next`, then live. */
+  private begin(a: Attachment): void {
+    if (a.state === 'closed') return;
+    const w = this.watched.get(a.sid);
+    if (w?.attachments.has(a)) void w.ready.then(() => this.catchUp(a));
+    else void this.catchUp(a);
   }
 
   /**
@@ -536,7 +757,16 @@ export class Edge {
   }
 
   close(): void {
+    this.snapshots.close();
     for (const w of this.watched.values()) w.unsubscribe?.();
     this.watched.clear();
   }
+}
+
+function refOf(frame: ClientFrame): number | undefined {
+  return 'ref' in frame ? frame.ref : undefined;
+}
+
+function sidOf(frame: ClientFrame): SessionId | undefined {
+  return 'sid' in frame ? frame.sid : undefined;
 }

@@ -12,6 +12,7 @@ import type { Unsubscribe } from '../bus/bus.js';
 import type { BackendFactory } from '../backend/backend.js';
 import { defaultBackends } from '../backend/factory.js';
 import { Edge } from '../edge/edge.js';
+import { edgeLimits } from '../edge/limits.js';
 import { Server } from '../edge/server.js';
 import { Host } from '../host/host.js';
 import { Reconciler } from '../host/reconciler.js';
@@ -63,6 +64,7 @@ export class SwitchboardNode {
       lowWatermark: config.lowWatermark,
       lagLimit: Math.max(config.replayBytes, config.highWatermark * 2),
       frameRate: config.frameRate,
+      limits: edgeLimits(config),
     }, { bus: seams.bus, log: seams.log, store: seams.store, registry: seams.registry, rpc: this.rpc, logger: logger.child('edge'), metrics: this.metrics });
     if (isHost) {
       this.host = new Host({

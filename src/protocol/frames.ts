@@ -1,7 +1,7 @@
 /**
  * The frames of PROTOCOL.md v1 as a discriminated union on `t`. Field names are exact;
- * docs/protocol.md records our optional extensions (`snap` on `out`, `policy` and
- * `onLoss` on `open`).
+ * docs/protocol.md records our optional extensions (`snap` on `out`, `policy`, `onLoss`
+ * and `sid` on `open`, `temporary` and `retryMs` on `error`).
  */
 import type { Offset, SessionId, NodeId, Epoch } from '../util/ids.js';
 import type { WireErrorCode } from '../errors/errors.js';
@@ -27,7 +27,8 @@ export interface OpenSpec {
 
 // Client → server
 /** On the wire the spec's fields sit at the top level of the frame; parsing gathers them. */
-export interface OpenFrame { t: 'open'; ref: number; spec: OpenSpec }
+/** `sid` (extension): a client-chosen session id, so later frames can be pipelined behind `open`. */
+export interface OpenFrame { t: 'open'; ref: number; spec: OpenSpec; sid?: SessionId }
 export interface AttachFrame { t: 'attach'; ref: number; sid: SessionId; from?: Offset; role: Role }
 export interface InFrame { t: 'in'; sid: SessionId; data: Uint8Array; n?: number }
 export interface ResizeFrame { t: 'resize'; sid: SessionId; cols: number; rows: number }
@@ -60,7 +61,10 @@ export interface ResizedFrame { t: 'resized'; sid: SessionId; cols: number; rows
 export interface GapFrame { t: 'gap'; sid: SessionId; from: Offset; to: Offset }
 export interface OwnerFrame { t: 'owner'; sid: SessionId; node: NodeId; epoch: Epoch }
 export interface ExitFrame { t: 'exit'; sid: SessionId; code: number; signal?: string; reason?: string }
-export interface ErrorFrame { t: 'error'; ref?: number; sid?: SessionId; code: WireErrorCode; msg: string }
+/** `temporary` and `retryMs` (extensions): whether retrying may succeed, and when to. */
+export interface ErrorFrame {
+  t: 'error'; ref?: number; sid?: SessionId; code: WireErrorCode; msg: string; temporary: boolean; retryMs?: number;
+}
 export interface ByeFrame { t: 'bye'; reason: string; retryMs: number }
 
 export type ServerFrame =

@@ -124,8 +124,11 @@ export function parseClientFrame(message: Uint8Array): ClientFrame {
   }
   const f = value as Fields;
   switch (f.t) {
-    case 'open':
-      return { t: 'open', ref: uint(f, 'ref', true)!, spec: parseOpenSpec(f) };
+    case 'open': {
+      const frame: ClientFrame = { t: 'open', ref: uint(f, 'ref', true)!, spec: parseOpenSpec(f) };
+      if (f.sid !== undefined && f.sid !== null) frame.sid = sid(f);
+      return frame;
+    }
     case 'attach': {
       const from = uint(f, 'from', false);
       const frame: ClientFrame = { t: 'attach', ref: uint(f, 'ref', true)!, sid: sid(f), role: oneOf(f, 'role', ROLES, 'writer') };

@@ -15,6 +15,7 @@ export class TestClient {
   readonly frames: Frame[] = [];
   private waiters: Array<{ pred: (f: Frame) => boolean; resolve: (f: Frame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }> = [];
   private ref = 1;
+  private hooks: Array<{ pred: (f: Frame) => boolean; fn: (f: Frame) => void }> = [];
   closed: Promise<{ code: number; reason: string }>;
   /** Bytes of `out` frames per session, in order, as received (snapshots excluded). */
   readonly output = new Map<string, Buffer[]>();
@@ -27,6 +28,12 @@ export class TestClient {
         const list = this.output.get(f.sid) ?? [];
         list.push(Buffer.from(f.data));
         this.output.set(f.sid, list);
+      }
+      for (const h of [...this.hooks]) {
+        if (h.pred(f)) {
+          this.hooks.splice(this.hooks.indexOf(h), 1);
+          h.fn(f);
+        }
       }
       for (const w of [...this.waiters]) {
         if (w.pred(f)) {
@@ -61,6 +68,14 @@ export class TestClient {
 
   send(frame: Frame): void {
     this.ws.send(packr.pack(frame));
+  }
+
+  /**
+   * Runs `fn` inside the message handler of the first frame matching `pred`, before any
+   * later frame is looked at: to act "upon receipt", with no promise turn in between.
+   */
+  upon(pred: (f: Frame) => boolean, fn: (f: Frame) => void): void {
+    this.hooks.push({ pred, fn });
   }
 
   sendRaw(data: Buffer | string): void {
