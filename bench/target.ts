@@ -25,7 +25,7 @@ export interface Target {
 /** The nodes must not limit the load generator. */
 const NODE_FLAGS = ['--connect-rate', '10000000', '--frame-rate', '10000000', '--capacity', '1000000'];
 /** Settings the private cluster sets itself, or that are the bench's own. */
-const NOT_PASSED = ['SWITCHBOARD_TOKEN', 'SWITCHBOARD_REDIS_URL', 'SWITCHBOARD_DATABASE_URL', 'SWITCHBOARD_BENCH_VERBOSE', 'SWITCHBOARD_LOG_LEVEL'];
+const NOT_PASSED = ['SWITCHBOARD_TOKEN', 'SWITCHBOARD_REDIS_URL', 'SWITCHBOARD_DATABASE_URL', 'SWITCHBOARD_BENCH_VERBOSE', 'SWITCHBOARD_LOG_LEVEL', 'SWITCHBOARD_BENCH_NODE_ARGS'];
 
 function urlTarget(o: Options): Target {
   const edges = o.urls.map((u) => {
@@ -53,6 +53,8 @@ export async function startTarget(o: Options, log: (s: string) => void): Promise
       e[0].startsWith('SWITCHBOARD_') && e[1] !== undefined && !NOT_PASSED.includes(e[0]))),
     // SWITCHBOARD_BENCH_VERBOSE=1 shows the nodes' warnings and errors.
     ...(process.env.SWITCHBOARD_BENCH_VERBOSE ? { onLog: (id: string, line: string) => log(`${id}: ${line}`) } : {}),
+    // SWITCHBOARD_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=prof' profiles every node.
+    ...(process.env.SWITCHBOARD_BENCH_NODE_ARGS ? { nodeArgs: process.env.SWITCHBOARD_BENCH_NODE_ARGS.split(/\s+/).filter(Boolean) } : {}),
   });
   const procs: WatchedProc[] = cluster.nodes.map((n) => ({ id: n.id, role: n.role, pid: n.pid }));
   if (cluster.redisPid) procs.push({ id: 'redis', role: 'redis', pid: cluster.redisPid });

@@ -4,6 +4,8 @@
  */
 import t from 'tap';
 import pg from 'pg';
+import { Redis } from 'ioredis';
+import { sessionControl } from '../src/bus/channels.js';
 import { startRedis, until, type RedisServer } from './helpers/redis.js';
 import { startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { spawnNode, type NodeProcess } from './helpers/processes.js';
@@ -131,6 +133,31 @@ t.test('kill -9 of the owner of an echo session: continued elsewhere with the sa
   await client.waitForOutput(sid, 'before|after|');
   const outs = client.frames.filter((f) => f.t === 'out' && f.sid === sid);
   t.same(outs.map((f) => f.off), [0, 7], 'offsets continue where they were');
+  client.close();
+});
+
+t.test('input while a session has no owner is refused (unavailable, temporary), not dropped; after the takeover it is delivered', async (t) => {
+  const owner = await addHost('owner-victim-2');
+  const client = await TestClient.connect(nodes[0]!.url);
+  const sid = await openOn(client, 'owner-victim-2', { kind: 'echo' });
+  client.send({ t: 'in', sid, data: Buffer.from('a|') });
+  await client.waitForOutput(sid, 'a|');
+  const probe = new Redis(redis.url);
+  t.teardown(() => probe.disconnect());
+  const subscribers = async (): Promise<number> => Number(((await probe.pubsub('NUMSUB', sessionControl(sid))) as [string, number])[1]);
+  owner.signal('SIGKILL');
+  // Its connection is gone at once; a takeover waits for its node lease to lapse.
+  await until(async () => (await subscribers()) === 0, 'the dead owner is no longer subscribed');
+  const refused = client.next((f) => f.t === 'error' && f.sid === sid);
+  client.send({ t: 'in', sid, data: Buffer.from('lost|') });
+  const err = await refused;
+  t.equal(err.code, 'unavailable');
+  t.equal(err.temporary, true, 'temporary: send it again');
+  t.ok(err.retryMs > 0, 'with a retry hint');
+  await client.seen((f) => f.t === 'owner' && f.sid === sid, 20_000);
+  client.send({ t: 'in', sid, data: Buffer.from('b|') });
+  await client.waitForOutput(sid, 'a|b|');
+  t.equal(client.text(sid), 'a|b|', 'the refused input was not applied behind the client\'s back');
   client.close();
 });
 

@@ -19,7 +19,11 @@ export type BusHandler = (payload: Uint8Array, channel: Channel) => void;
 export type Unsubscribe = () => void;
 
 export interface Bus {
-  publish(channel: Channel, payload: Uint8Array): Promise<void>;
+  /**
+   * Resolves to how many subscribers (nodes) the message reached: 0 means nobody was
+   * subscribed, e.g. a session's control channel while no owner runs it (failover).
+   */
+  publish(channel: Channel, payload: Uint8Array): Promise<number>;
   subscribe(channel: Channel, handler: BusHandler): Promise<Unsubscribe>;
   /** Called after the bus was unreachable and is subscribed again. */
   onRestore(listener: () => void): void;

@@ -8,19 +8,20 @@ export class MemoryBus implements Bus {
   private readonly handlers = new Map<Channel, Set<BusHandler>>();
   private closed = false;
 
-  async publish(channel: Channel, payload: Uint8Array): Promise<void> {
-    this.publishNow(channel, payload);
+  async publish(channel: Channel, payload: Uint8Array): Promise<number> {
+    return this.publishNow(channel, payload);
   }
 
   /** Synchronous variant for MemoryLog, which must publish inside its atomic append. */
-  publishNow(channel: Channel, payload: Uint8Array): void {
-    if (this.closed) return;
+  publishNow(channel: Channel, payload: Uint8Array): number {
+    if (this.closed) return 0;
     const set = this.handlers.get(channel);
-    if (!set || set.size === 0) return;
+    if (!set || set.size === 0) return 0;
     const targets = [...set];
     queueMicrotask(() => {
       for (const handler of targets) handler(payload, channel);
     });
+    return targets.length;
   }
 
   async subscribe(channel: Channel, handler: BusHandler): Promise<Unsubscribe> {

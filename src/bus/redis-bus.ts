@@ -105,13 +105,14 @@ export class RedisBus implements Bus {
     for (const listener of this.restoreListeners) listener();
   }
 
-  async publish(channel: Channel, payload: Uint8Array): Promise<void> {
+  async publish(channel: Channel, payload: Uint8Array): Promise<number> {
     if (this.closed) throw new SwitchboardError('unavailable', 'the bus is closed');
     // Fail fast rather than queue: delivery is at most once anyway, and a queued publish
     // would arrive late, after the restore listeners re-read the log.
     if (this.pubDown || DOWN.has(this.pub.status)) throw new SwitchboardError('unavailable', 'Redis is unreachable; retry shortly', { temporary: true });
     const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    await (this.sharded ? this.pub.spublish(channel, bytes) : this.pub.publish(channel, bytes));
+    // Each node subscribes once per channel, so the count is in nodes.
+    return Number(await (this.sharded ? this.pub.spublish(channel, bytes) : this.pub.publish(channel, bytes)));
   }
 
   async subscribe(channel: Channel, handler: BusHandler): Promise<Unsubscribe> {

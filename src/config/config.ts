@@ -52,6 +52,8 @@ export interface Config {
   readonly openQueue: number;
   /** Where an exited session's log is kept for late readers. */
   readonly exitedRetentionMs: number;
+  /** Longest output waits before the write-behind PostgreSQL archive gets it. */
+  readonly archiveIntervalMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -157,6 +159,7 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'openConcurrency', env: 'SWITCHBOARD_OPEN_CONCURRENCY', parse: integer(1, 10_000) },
   { key: 'openQueue', env: 'SWITCHBOARD_OPEN_QUEUE', parse: integer(0, 1_000_000) },
   { key: 'exitedRetentionMs', env: 'SWITCHBOARD_EXITED_RETENTION_MS', parse: integer(0, 86_400_000) },
+  { key: 'archiveIntervalMs', env: 'SWITCHBOARD_ARCHIVE_INTERVAL_MS', parse: integer(50, 600_000) },
   { key: 'logLevel', env: 'SWITCHBOARD_LOG_LEVEL', parse: choice('debug', 'info', 'warn', 'error') },
 ];
 
@@ -187,6 +190,7 @@ export const DEFAULTS = {
   openConcurrency: 64,
   openQueue: 4096,
   exitedRetentionMs: 600_000,
+  archiveIntervalMs: 2_000,
   logLevel: 'info' as const,
 };
 

@@ -51,6 +51,8 @@ const BAD_FRAME_LIMIT = 20;
 const BAD_FRAME_WINDOW_MS = 10_000;
 const OPEN_TIMEOUT_MS = 10_000;
 const KILL_TIMEOUT_MS = 5_000;
+/** Retry hint for input sent while a session has no owner: about one reaper pass. */
+const NO_OWNER_RETRY_MS = 500;
 /**
  * Most output a screen snapshot replays (the newest bytes of the window): parsing costs
  * ~200 ms of CPU per MiB whatever the replay window is configured to.
@@ -362,7 +364,13 @@ export class Edge {
    * publishes in order, and `in` is the hot path (no promise of our own per keystroke).
    */
   private control(client: ClientConn, sid: SessionId, message: ControlMessage): void {
-    this.deps.bus.publish(sessionControl(sid), encodeValue(message)).catch((err: unknown) => {
+    this.deps.bus.publish(sessionControl(sid), encodeValue(message)).then((receivers) => {
+      // Nobody runs the session right now (its node died; a takeover is under way):
+      // say so rather than let the input vanish.
+      if (receivers === 0) {
+        this.sendError(client, new SwitchboardError('unavailable', `session ${sid} has no running owner right now (a takeover may be under way); your ${message.t} was not delivered, send it again`, { retryMs: NO_OWNER_RETRY_MS }), undefined, sid);
+      }
+    }, (err: unknown) => {
       this.sendError(client, new SwitchboardError('unavailable', 'the message bus is unreachable; input was not delivered, try again', { retryMs: BACKEND_RETRY_MS, cause: err }), undefined, sid);
     });
   }

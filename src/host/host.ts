@@ -52,7 +52,12 @@ export const RESTART_NOTICE = (node: NodeId): string =>
   `\r\n\x1b[33m[switchboard: the node running this terminal was lost; a new shell was started on ${node}]\x1b[0m\r\n`;
 
 /** How often session activity and client counts reach the store. */
-const ACTIVITY_FLUSH_MS = 3_000;
+const CLIENTS_FLUSH_MS = 3_000;
+/**
+ * Output activity is recorded much less often: a touch per busy session every few
+ * seconds was a PostgreSQL row update per keystroke-second at 10K sessions.
+ */
+const ACTIVITY_FLUSH_MS = 30_000;
 /** How often edges that left the registry are forgotten (their watches no longer count). */
 const EDGE_CHECK_MS = 2_000;
 /** Owner records read per round trip when verifying ownership. */
@@ -62,7 +67,9 @@ export class Host {
   private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe }>();
   private watchTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
+  private clientsTimer: NodeJS.Timeout | undefined;
   private readonly dirtyActivity = new Set<SessionId>();
+  private readonly dirtyClients = new Set<SessionId>();
   private readonly fenced = new Set<SessionId>();
   draining = false;
 
@@ -73,8 +80,10 @@ export class Host {
     // flat however many sessions are idle.
     this.watchTimer = setInterval(() => void this.forgetDeadEdges(), EDGE_CHECK_MS);
     this.watchTimer.unref();
-    this.activityTimer = setInterval(() => void this.flushActivity(), ACTIVITY_FLUSH_MS);
+    this.activityTimer = setInterval(() => void this.flushTouches(this.dirtyActivity), ACTIVITY_FLUSH_MS);
     this.activityTimer.unref();
+    this.clientsTimer = setInterval(() => void this.flushTouches(this.dirtyClients), CLIENTS_FLUSH_MS);
+    this.clientsTimer.unref();
   }
 
   get count(): number {
@@ -132,7 +141,7 @@ export class Host {
       // The record first: the output archive only keeps output of recorded sessions.
       await this.deps.store.createSession(record);
       recorded = true;
-      this.run(sid, spec, epoch, 0);
+      await this.run(sid, spec, epoch, 0).listening;
       void this.event(sid, epoch, 'opened', { node: this.options.nodeId, kind: spec.kind });
     } catch (err) {
       if (recorded) {
@@ -149,8 +158,12 @@ export class Host {
     return epoch;
   }
 
-  /** Starts the backend and wires it; the caller holds the lease at `epoch`. */
-  private run(sid: SessionId, spec: OpenSpec, epoch: Epoch, head: Offset): HostedSession {
+  /**
+   * Starts the backend and wires it; the caller holds the owner record at `epoch`.
+   * `listening` resolves once input can reach the session: callers answer only then,
+   * so a client's first keystroke after `opened` or `owner` is never lost.
+   */
+  private run(sid: SessionId, spec: OpenSpec, epoch: Epoch, head: Offset): { session: HostedSession; listening: Promise<void> } {
     const backend = this.deps.backends.create(spec, {
       sid,
       checkLimit: (key) => this.deps.limiter.take(`agent:${sid}:${key}`, { limit: this.options.agentLimitRate, windowMs: 60_000 }),
@@ -172,11 +185,11 @@ export class Host {
     });
     const entry = { session, unsubscribe: () => {} };
     this.sessions.set(sid, entry);
-    void this.deps.bus.subscribe(sessionControl(sid), (payload) => this.onControl(session, payload)).then((unsubscribe) => {
+    const listening = this.deps.bus.subscribe(sessionControl(sid), (payload) => this.onControl(session, payload)).then((unsubscribe) => {
       if (this.sessions.get(sid) === entry) entry.unsubscribe = unsubscribe;
       else unsubscribe();
     }, (err) => this.deps.logger.warn('control subscription failed', { sid, err: String(err) }));
-    return session;
+    return { session, listening };
   }
 
   private onControl(session: HostedSession, payload: Uint8Array): void {
@@ -202,7 +215,7 @@ export class Host {
       }
       case 'watch': {
         if (session.watch(message)) void this.announceSize(session);
-        this.dirtyActivity.add(session.sid); // the client count changed
+        this.dirtyClients.add(session.sid); // the client count changed
         break;
       }
       case 'kill': {
@@ -245,6 +258,7 @@ export class Host {
     if (!entry || entry.session !== session) return;
     this.sessions.delete(session.sid);
     this.dirtyActivity.delete(session.sid);
+    this.dirtyClients.delete(session.sid);
     entry.unsubscribe();
     this.deps.logger.debug('session left this host', { sid: session.sid, why });
   }
@@ -308,13 +322,14 @@ export class Host {
   }
 
   /** Activity and client counts of every changed session, in one store write. */
-  private async flushActivity(): Promise<void> {
+  private async flushTouches(dirty: Set<SessionId>): Promise<void> {
+    if (dirty.size === 0) return;
     const touches: SessionTouch[] = [];
-    for (const sid of this.dirtyActivity) {
+    for (const sid of dirty) {
       const s = this.hosted(sid);
       if (s) touches.push({ sid, epoch: s.epoch, lastActivity: s.lastActivity, clients: s.clients });
     }
-    this.dirtyActivity.clear();
+    dirty.clear();
     await this.deps.store.touchSessions(touches).catch((err) => {
       this.deps.logger.warn('recording session activity failed', { sessions: touches.length, err: String(err) });
     });
@@ -350,7 +365,8 @@ export class Host {
         await this.markLost(record, epoch);
         return true;
       }
-      const session = this.run(sid, spec, epoch, head);
+      const { session, listening } = this.run(sid, spec, epoch, head);
+      await listening;
       await session.announce({ t: 'owner', sid, node: this.options.nodeId, epoch });
       void this.event(sid, epoch, 'takeover', { node: this.options.nodeId, from: record.node, head });
       if (record.kind === 'pty') {
@@ -412,6 +428,7 @@ export class Host {
   close(): void {
     clearInterval(this.watchTimer);
     clearInterval(this.activityTimer);
+    clearInterval(this.clientsTimer);
     for (const { session } of [...this.sessions.values()]) session.fence();
   }
 }

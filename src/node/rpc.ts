@@ -53,8 +53,8 @@ export class Rpc {
     w.resolve(reply);
   }
 
-  reply(to: NodeId, reply: Reply): Promise<void> {
-    return this.bus.publish(nodeInbox(to), encodeValue(reply));
+  async reply(to: NodeId, reply: Reply): Promise<void> {
+    await this.bus.publish(nodeInbox(to), encodeValue(reply));
   }
 
   close(): void {

@@ -49,7 +49,7 @@ export async function distributedSeams(config: Config, logger: Logger): Promise<
       // A partition must fail queries, not hang them, so health and readiness can change.
       query_timeout: 5_000, statement_timeout: 5_000 });
     pool.on('error', (err) => logger.warn('postgres connection error', { err: err.message }));
-    const pgSeams = await postgresStore(pool, logger);
+    const pgSeams = await postgresStore(pool, logger, config.archiveIntervalMs);
     store = pgSeams.store;
     archive = pgSeams.archive;
     closers.push(pgSeams.close);

@@ -47,6 +47,17 @@ export async function busContract(t: Test, make: () => Promise<BusFixture>): Pro
     t.ok(c.got.every((p) => p instanceof Uint8Array), 'payloads are Uint8Array');
   });
 
+  t.test('publish says whether any node was subscribed (no owner: 0)', async (t) => {
+    const { a, b } = await setup(t);
+    const channel = sessionControl(newSessionId());
+    t.equal(await a.publish(channel, bytes('nobody')), 0, 'no subscriber: 0');
+    const c = collector();
+    const off = await b.subscribe(channel, c.handler);
+    t.ok((await a.publish(channel, bytes('someone'))) >= 1, 'a subscriber: at least 1');
+    await c.upTo(1);
+    off();
+  });
+
   t.test('every handler of a channel gets the same instance', async (t) => {
     const { a, b } = await setup(t);
     const channel = sessionEvents(newSessionId());
