@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
 import type { Config } from '../config/config.js';
-import { CLOSE, SwitchboardError } from '../errors/errors.js';
+import { CLOSE, SwitchboardError, type WireErrorCode } from '../errors/errors.js';
 import { parseOpenSpec } from '../protocol/parse.js';
 import type { Limiter } from '../limit/limiter.js';
 import type { Registry } from '../registry/registry.js';
@@ -66,7 +66,7 @@ export function securityOptions(config: Config): Pick<ServerOptions, 'trustedPro
 /** Why a request was not let in: an HTTP status, a wire error code, and what to do. */
 interface Refusal {
   status: number;
-  error: string;
+  error: WireErrorCode;
   message: string;
   headers?: Record<string, string>;
 }
@@ -392,7 +392,7 @@ export class Server {
     const rest = params.toString();
     const location = '/' + (rest ? `?${rest}` : '');
     if (!this.options.authRequired) return reply.send(302, '', 'text/plain', { Location: location });
-    const principal = await this.authorize(token, ip, 'page', info.url.split('?')[0]!);
+    const principal = await this.authorize(token, ip, 'page', info.url);
     if ('status' in principal) {
       const text = principal.status === 401 ? 'wrong token: open the URL the server printed at start\n' : `${principal.message}\n`;
       return reply.send(principal.status, text, 'text/plain', principal.headers);
