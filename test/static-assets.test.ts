@@ -104,3 +104,21 @@ t.test('pipelined requests from a client that never reads keep memory bounded', 
   const growth = peak - before;
   t.ok(growth < 100 * MiB, `peak RSS grew by ${(growth / MiB).toFixed(1)} MiB (from ${(before / MiB).toFixed(1)} MiB)`);
 });
+
+t.test('a request pipelined behind a response still waiting for its reader closes the connection', async (t) => {
+  const s = connect(server.port, '127.0.0.1');
+  t.teardown(() => s.destroy());
+  s.pause();
+  await once(s, 'connect');
+  const n = 200; // 75 MB of answers: more than any socket buffer holds
+  await new Promise<void>((resolve, reject) => s.write('GET /terminal.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(n), (err) => (err ? reject(err) : resolve())));
+  // As above: once this is answered, the server has seen all n requests.
+  t.equal((await rawRequest(server.port, { path: '/healthz' })).status, 200);
+  const received: Buffer[] = [];
+  s.on('data', (d: Buffer) => received.push(d));
+  s.resume();
+  await once(s, 'close');
+  const text = Buffer.concat(received).toString('latin1');
+  const responses = text.split('HTTP/1.1 200 OK\r\n').length - 1;
+  t.ok(responses < n, `${responses} of ${n} responses sent before the server closed the connection`);
+});
