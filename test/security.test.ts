@@ -307,6 +307,8 @@ t.test('/metrics: admin-only on the main port; SWITCHBOARD_METRICS_PORT serves i
   t.match(scraped.headers['content-type'], /text\/plain/);
   t.match(scraped.text, /switchboard_clients\{node=/);
   t.equal((await rawRequest(metricsPort, { path: '/v1/sessions', headers: bearer })).status, 404, 'nothing else there');
+  t.equal((await rawRequest(metricsPort, { path: '/metrics', headers: { host: `evil.example:${metricsPort}` } })).status, 403, 'on loopback, a rebound name is refused');
+  t.equal((await rawRequest(metricsPort, { path: '/metrics', headers: { host: `localhost:${metricsPort}` } })).status, 200);
   t.equal((await rawRequest(withListener.port, { path: '/metrics' })).status, 401, 'still admin-only on the main port');
   t.equal(loadConfig(['--metrics-port', 'off'], {}).metricsPort, undefined);
   t.equal(configError(() => loadConfig(['--metrics-port', 'on'], {}))?.setting, 'SWITCHBOARD_METRICS_PORT');

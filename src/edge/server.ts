@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
-import type { Config } from '../config/config.js';
+import { isLoopback, type Config } from '../config/config.js';
 import { CLOSE, SwitchboardError, type WireErrorCode } from '../errors/errors.js';
 import { parseOpenSpec } from '../protocol/parse.js';
 import type { Limiter } from '../limit/limiter.js';
@@ -300,9 +300,21 @@ export class Server {
     }));
   }
 
-  /** The separate metrics listener: `/metrics` for anyone who can reach it, nothing else. */
+  /**
+   * The separate metrics listener: `/metrics` for anyone who can reach it, nothing else.
+   * On a loopback address, only loopback Host names: a rebound page (see isLoopbackHost)
+   * must not read it either.
+   */
   private metricsRoutes(app: TemplatedApp): void {
-    app.get('/metrics', (res) => this.sendMetrics(new Reply(res)));
+    const loopbackOnly = isLoopback(this.options.metricsHost ?? '127.0.0.1');
+    app.get('/metrics', (res, req) => {
+      const reply = new Reply(res);
+      const host = req.getHeader('host');
+      if (loopbackOnly && !isLoopbackHost(host, this.metricsPort ?? 0)) {
+        return reply.json(403, { error: 'forbidden', message: `the metrics listener is on loopback: use localhost, 127.0.0.1 or [::1] as the host name (Host was ${JSON.stringify(host)})` });
+      }
+      this.sendMetrics(reply);
+    });
     app.any('/*', (res, req) => {
       new Reply(res).json(404, { error: 'not_found', message: `no route ${req.getMethod().toUpperCase()} ${req.getUrl()} on the metrics listener; try GET /metrics` });
     });
