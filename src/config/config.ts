@@ -64,7 +64,10 @@ interface Setting<K extends keyof Config> {
 }
 
 const MiB = 1024 * 1024;
-/** Shorter configured tokens are refused: at 10 guesses a minute per address, 16 random characters outlast any attacker. */
+/**
+ * Shorter configured tokens are refused at start. The failed-login limit slows guessing
+ * per address, but an attacker with many addresses is limited only by the token's length.
+ */
 export const MIN_TOKEN_LENGTH = 16;
 const KiB = 1024;
 
