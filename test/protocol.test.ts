@@ -128,7 +128,8 @@ t.test('attach to an unknown session is not_found; an exited one replays then ex
 
 t.test('HTTP: sessions API and JSON errors', async (t) => {
   const auth = { authorization: 'Bearer test-token-0123456789' };
-  const created = await fetch(`${server.http}/v1/sessions`, { method: 'POST', headers: auth, body: JSON.stringify({ kind: 'echo', name: 'api' }) });
+  const json = { ...auth, 'content-type': 'application/json' };
+  const created = await fetch(`${server.http}/v1/sessions`, { method: 'POST', headers: json, body: JSON.stringify({ kind: 'echo', name: 'api' }) });
   t.equal(created.status, 201);
   const { sid, node } = (await created.json()) as { sid: string; node: string };
   t.equal(node, server.config.nodeId);
@@ -136,10 +137,10 @@ t.test('HTTP: sessions API and JSON errors', async (t) => {
   const mine = list.sessions.find((s) => s.sid === sid)!;
   t.match(mine, { sid, kind: 'echo', node, status: 'running', clients: 0 });
   t.ok(mine.createdAt && mine.lastActivity && 'owner' in mine);
-  const bad = await fetch(`${server.http}/v1/sessions`, { method: 'POST', headers: auth, body: '{"kind":"teapot"}' });
+  const bad = await fetch(`${server.http}/v1/sessions`, { method: 'POST', headers: json, body: '{"kind":"teapot"}' });
   t.equal(bad.status, 400);
   t.match(await bad.json(), { error: 'bad_frame', message: /kind/ });
-  const notJson = await fetch(`${server.http}/v1/sessions`, { method: 'POST', headers: auth, body: 'nope' });
+  const notJson = await fetch(`${server.http}/v1/sessions`, { method: 'POST', headers: json, body: 'nope' });
   t.equal(notJson.status, 400);
   const unauth = await fetch(`${server.http}/v1/sessions`);
   t.equal(unauth.status, 401);
@@ -154,6 +155,6 @@ t.test('HTTP: sessions API and JSON errors', async (t) => {
   for (const k of ['addr', 'sessions', 'clients', 'startedAt', 'lastSeen', 'rss', 'cpu']) t.ok(k in nodes.nodes[0]!, `node has ${k}`);
   t.equal((await fetch(`${server.http}/healthz`)).status, 200);
   t.equal((await fetch(`${server.http}/readyz`)).status, 200);
-  t.match(await (await fetch(`${server.http}/metrics`)).text(), /switchboard_clients\{node=/);
+  t.match(await (await fetch(`${server.http}/metrics`, { headers: auth })).text(), /switchboard_clients\{node=/);
   t.equal((await fetch(`${server.http}/nope`)).status, 404);
 });

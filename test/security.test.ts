@@ -1,7 +1,13 @@
 import t from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import { startNode, TEST_TOKEN, type TestNode } from './helpers/node.js';
+import { spawnNode } from './helpers/processes.js';
+import { until } from './helpers/redis.js';
 import { TestClient } from './helpers/ws.js';
+import { rawRequest, upgradeStatus } from './helpers/http.js';
 import { loadConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/errors/errors.js';
 
@@ -138,4 +144,191 @@ t.test('config: errors name the setting; no auth off a loopback address', async 
   t.equal(c.port, 8080);
   t.ok(Object.isFrozen(c));
   t.equal(loadConfig(['--host', '127.0.0.1', '--auth', 'none'], {}).auth, 'none', 'loopback without auth is allowed');
+});
+
+const bearer = { authorization: `Bearer ${TEST_TOKEN}` };
+
+async function sessionCount(port: number): Promise<number> {
+  const res = await rawRequest(port, { path: '/v1/sessions', headers: bearer });
+  return (res.json() as { sessions: unknown[] }).sessions.length;
+}
+
+t.test('HTTP API: cookie not accepted, Origin checked, JSON bodies only (CSRF)', async (t) => {
+  const port = server.port;
+  const cookie = `sb_token=${TEST_TOKEN}`;
+  const self = `http://127.0.0.1:${port}`;
+  const body = JSON.stringify({ kind: 'echo' });
+  const before = await sessionCount(port);
+
+  // The attack as found: a form on another site posts text/plain with the victim's cookie.
+  const attack = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: { cookie, origin: 'http://evil.example', 'content-type': 'text/plain' }, body });
+  t.equal(attack.status, 403, 'a foreign Origin is refused');
+  t.match(attack.json(), { error: 'forbidden', message: /SWITCHBOARD_ORIGINS/ });
+  // Another port of the same host is the same site, so SameSite would not stop it: the cookie itself must not work.
+  const cookieOnly = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: { cookie, origin: self, 'content-type': 'application/json' }, body });
+  t.equal(cookieOnly.status, 401, 'the cookie is no credential for the API');
+  t.match(cookieOnly.json(), { error: 'unauthorized', message: /Authorization: Bearer/ });
+  const cookieGet = await rawRequest(port, { path: '/v1/sessions', headers: { cookie } });
+  t.equal(cookieGet.status, 401, 'not for reading either');
+
+  const foreign = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: { ...bearer, origin: 'http://evil.example', 'content-type': 'application/json' }, body });
+  t.equal(foreign.status, 403, 'a foreign Origin is refused even with the header');
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+    const res = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: { ...bearer, 'content-type': type }, body });
+    t.equal(res.status, 415, `${type} is refused`);
+    t.match(res.json(), { message: /application\/json/ });
+  }
+  const untyped = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: bearer, body });
+  t.equal(untyped.status, 415, 'a body without Content-Type is refused');
+  t.equal(await sessionCount(port), before, 'none of those created a session');
+
+  const listed = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: { ...bearer, origin: 'https://allowed.example', 'content-type': 'application/json; charset=utf-8' }, body });
+  t.equal(listed.status, 201, 'header + allowed Origin + JSON creates a session');
+  const plain = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: { ...bearer, 'content-type': 'application/json' }, body });
+  t.equal(plain.status, 201, 'a non-browser client (no Origin) is served');
+  t.equal(await sessionCount(port), before + 2);
+  for (const sid of [listed.json().sid, plain.json().sid]) {
+    t.equal((await rawRequest(port, { method: 'DELETE', path: `/v1/sessions/${sid}`, headers: bearer })).status, 200);
+  }
+
+  // Drain is as open to the same attack as session creation.
+  const drainPath = `/v1/nodes/${encodeURIComponent(server.config.nodeId)}/drain`;
+  const drainAttack = await rawRequest(port, { method: 'POST', path: drainPath, headers: { cookie, origin: 'http://evil.example', 'content-type': 'text/plain' }, body: 'x' });
+  t.equal(drainAttack.status, 403);
+  const drainCookie = await rawRequest(port, { method: 'POST', path: drainPath, headers: { cookie } });
+  t.equal(drainCookie.status, 401);
+  const drainForm = await rawRequest(port, { method: 'POST', path: drainPath, headers: { ...bearer, 'content-type': 'text/plain' }, body: 'x' });
+  t.equal(drainForm.status, 415);
+  t.equal((await rawRequest(port, { path: '/readyz' })).status, 200, 'the node is not draining');
+});
+
+t.test('authentication off: only loopback Host names are served (DNS rebinding)', async (t) => {
+  const open = await startNode(['--auth', 'none']);
+  t.teardown(() => open.stop());
+  const port = open.port;
+  const evil = `evil.example:${port}`;
+  for (const [method, path] of [['GET', '/'], ['GET', '/terminal.js'], ['GET', '/v1/sessions'], ['GET', '/healthz'], ['GET', '/metrics']] as const) {
+    const res = await rawRequest(port, { method, path, headers: { host: evil } });
+    t.equal(res.status, 403, `${method} ${path} with Host ${evil}`);
+  }
+  const post = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: { host: evil, origin: `http://${evil}`, 'content-type': 'application/json' }, body: '{"kind":"echo"}' });
+  t.equal(post.status, 403, 'no session for a rebound name');
+  t.match(post.json(), { error: 'forbidden', message: /localhost/ });
+  t.equal((await upgradeStatus(port, { headers: { host: evil, origin: `http://${evil}` } })).status, 403, 'no shell for a rebound name');
+  t.equal((await rawRequest(port, { path: '/v1/sessions', headers: { host: `127.0.0.1:${port + 1}` } })).status, 403, 'another port is another origin');
+
+  for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, `LOCALHOST:${port}`]) {
+    t.equal((await rawRequest(port, { path: '/v1/sessions', headers: { host } })).status, 200, `Host ${host} is served`);
+  }
+  t.equal((await upgradeStatus(port, { headers: { host: `localhost:${port}`, origin: `http://localhost:${port}` } })).status, 101, 'the page on localhost gets its shell');
+  // With authentication on, names other than loopback are fine (the token protects).
+  t.equal((await rawRequest(server.port, { path: '/v1/sessions', headers: { ...bearer, host: `gateway.example:${server.port}` } })).status, 200);
+});
+
+t.test('failed logins are limited per address, logged without the token', async (t) => {
+  const node = await spawnNode('logins', {}, ['--login-failure-rate', '3']);
+  t.teardown(() => node.stop());
+  const wrong = 'wrong-token-never-right-42';
+  t.equal((await rawRequest(node.port, { path: '/v1/sessions', headers: { authorization: `Bearer ${wrong}` } })).status, 401, 'HTTP: 401');
+  t.equal((await upgradeStatus(node.port, { headers: { authorization: `Bearer ${wrong}` } })).status, 401, 'upgrade: 401');
+  t.equal((await rawRequest(node.port, { path: `/?token=${wrong}` })).status, 401, 'web login: 401');
+  const over = await rawRequest(node.port, { path: '/v1/sessions', headers: { authorization: `Bearer ${wrong}` } });
+  t.equal(over.status, 429, 'the fourth failure in a minute: 429');
+  t.match(over.json(), { error: 'rate_limited', message: /failed logins/ });
+  t.ok(Number(over.headers['retry-after']) >= 1, `Retry-After ${over.headers['retry-after']}`);
+
+  // Over the limit, the right token is refused too, or guessing would go on unhindered.
+  t.equal((await rawRequest(node.port, { path: '/v1/sessions', headers: bearer })).status, 429, 'right token over HTTP: 429');
+  const ws = await upgradeStatus(node.port, { headers: bearer });
+  t.equal(ws.status, 429, 'right token on upgrade: 429');
+  t.ok(Number(ws.retryAfter) >= 1, 'with Retry-After');
+  t.equal((await rawRequest(node.port, { path: `/?token=${TEST_TOKEN}` })).status, 429, 'right token on web login: 429');
+  t.equal((await rawRequest(node.port, { path: '/v1/sessions' })).status, 401, 'no credential at all: 401, not counted');
+
+  // Another address is not affected.
+  t.equal((await rawRequest(node.port, { path: '/v1/sessions', headers: bearer, localAddress: '127.0.0.2' })).status, 200, 'another address: 200');
+  t.equal((await upgradeStatus(node.port, { headers: bearer, localAddress: '127.0.0.2' })).status, 101, 'another address: upgrade');
+
+  await until(() => node.logs.some((l) => l.includes('over the limit')), 'the over-the-limit log line');
+  const lines = node.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const failed = lines.filter((l) => l.msg === 'login failed');
+  t.same(failed.map((l) => [l.addr, l.via]), [['127.0.0.1', 'http'], ['127.0.0.1', 'upgrade'], ['127.0.0.1', 'page']], 'each failure logged with its address');
+  t.equal(lines.filter((l) => String(l.msg).includes('over the limit')).length, 1, 'going over is logged once');
+  t.notOk(node.logs.some((l) => l.includes(wrong) || l.includes(TEST_TOKEN)), 'no token in any log line');
+});
+
+t.test('trusted proxies: the client address comes from X-Forwarded-For, for every limit', async (t) => {
+  const proxied = await startNode(['--trusted-proxies', '127.0.0.1, 10.9.0.0/16', '--connect-rate', '2', '--login-failure-rate', '1']);
+  t.teardown(() => proxied.stop());
+  const via = (xff: string | string[], extra: Record<string, string> = bearer) => ({ headers: { ...extra, 'x-forwarded-for': xff } });
+  t.equal((await upgradeStatus(proxied.port, via('10.0.0.1'))).status, 101);
+  t.equal((await upgradeStatus(proxied.port, via('10.0.0.1'))).status, 101);
+  t.equal((await upgradeStatus(proxied.port, via('10.0.0.1'))).status, 429, 'the third from 10.0.0.1 in a minute');
+  t.equal((await upgradeStatus(proxied.port, via('10.0.0.2'))).status, 101, 'another client behind the same proxy has its own limit');
+  t.equal((await upgradeStatus(proxied.port, via('10.0.0.2, 10.0.0.1'))).status, 429, 'what a client writes itself, left of its real address, is ignored');
+  t.equal((await upgradeStatus(proxied.port, via(['10.0.0.3', '10.0.0.1']))).status, 429, 'a second header line (a proxy adding its own) counts as appended');
+  t.equal((await upgradeStatus(proxied.port, via('10.0.0.1, 10.9.3.4'))).status, 429, 'trusted hops inside are skipped');
+  t.equal((await upgradeStatus(proxied.port, via('10.0.0.9', {}))).status, 401, 'no token: 401');
+
+  // A peer that is not a trusted proxy cannot choose its address.
+  const direct = { localAddress: '127.0.0.2' };
+  t.equal((await upgradeStatus(proxied.port, { ...direct, ...via('10.0.0.20') })).status, 101);
+  t.equal((await upgradeStatus(proxied.port, { ...direct, ...via('10.0.0.21') })).status, 101);
+  t.equal((await upgradeStatus(proxied.port, { ...direct, ...via('10.0.0.22') })).status, 429, 'an untrusted peer is limited by its own address');
+
+  // Failed logins are counted per client too.
+  const wrong = { authorization: 'Bearer wrong-token-never-right-42' };
+  t.equal((await rawRequest(proxied.port, { path: '/v1/sessions', ...via('10.0.0.30', wrong) })).status, 401);
+  t.equal((await rawRequest(proxied.port, { path: '/v1/sessions', ...via('10.0.0.30', wrong) })).status, 429);
+  t.equal((await rawRequest(proxied.port, { path: '/v1/sessions', ...via('10.0.0.31') })).status, 200, 'a neighbour behind the proxy is not locked out');
+
+  // Without trusted proxies the header means nothing.
+  const plain = await startNode(['--connect-rate', '2']);
+  t.teardown(() => plain.stop());
+  t.equal((await upgradeStatus(plain.port, via('10.0.0.1'))).status, 101);
+  t.equal((await upgradeStatus(plain.port, via('10.0.0.2'))).status, 101);
+  t.equal((await upgradeStatus(plain.port, via('10.0.0.3'))).status, 429, 'X-Forwarded-For ignored');
+});
+
+t.test('/metrics: admin-only on the main port; SWITCHBOARD_METRICS_PORT serves it apart', async (t) => {
+  t.equal((await rawRequest(server.port, { path: '/metrics' })).status, 401, 'no token');
+  t.equal((await rawRequest(server.port, { path: '/metrics', headers: { cookie: `sb_token=${TEST_TOKEN}` } })).status, 401, 'the cookie is not enough');
+  const ok = await rawRequest(server.port, { path: '/metrics', headers: bearer });
+  t.equal(ok.status, 200);
+  t.match(ok.text, /switchboard_login_failures_total\{node=/);
+
+  const withListener = await startNode(['--metrics-port', '0']);
+  t.teardown(() => withListener.stop());
+  const metricsPort = withListener.node.server.metricsPort!;
+  t.type(metricsPort, 'number');
+  t.not(metricsPort, withListener.port);
+  const scraped = await rawRequest(metricsPort, { path: '/metrics' });
+  t.equal(scraped.status, 200, 'no token needed on the metrics listener');
+  t.match(scraped.headers['content-type'], /text\/plain/);
+  t.match(scraped.text, /switchboard_clients\{node=/);
+  t.equal((await rawRequest(metricsPort, { path: '/v1/sessions', headers: bearer })).status, 404, 'nothing else there');
+  t.equal((await rawRequest(metricsPort, { path: '/metrics', headers: { host: `evil.example:${metricsPort}` } })).status, 403, 'on loopback, a rebound name is refused');
+  t.equal((await rawRequest(metricsPort, { path: '/metrics', headers: { host: `localhost:${metricsPort}` } })).status, 200);
+  t.equal((await rawRequest(withListener.port, { path: '/metrics' })).status, 401, 'still admin-only on the main port');
+  t.equal(loadConfig(['--metrics-port', 'off'], {}).metricsPort, undefined);
+  t.equal(configError(() => loadConfig(['--metrics-port', 'on'], {}))?.setting, 'SWITCHBOARD_METRICS_PORT');
+});
+
+t.test('config: short tokens and bad proxy lists are refused at start', async (t) => {
+  const short = configError(() => loadConfig(['--token', 'fifteen-chars15'], {}));
+  t.equal(short?.setting, 'SWITCHBOARD_TOKEN');
+  t.match(short?.message, /at least 16 characters/);
+  t.equal(loadConfig(['--token', 'sixteen-chars-16'], {}).token, 'sixteen-chars-16');
+  for (const bad of ['10.0.0.0/33', 'proxy.example', '::1/129', '10.0.0.1/8/1']) {
+    t.equal(configError(() => loadConfig(['--trusted-proxies', bad], {}))?.setting, 'SWITCHBOARD_TRUSTED_PROXIES', bad);
+  }
+  t.same(loadConfig(['--trusted-proxies', '10.0.0.0/8, ::1 fd00::/8'], {}).trustedProxies, ['10.0.0.0/8', '::1', 'fd00::/8']);
+
+  const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  const proc = spawn(process.execPath, [main, 'serve', '--port', '0'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SWITCHBOARD_TOKEN: 'short-token' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const [code] = await once(proc, 'exit');
+  t.equal(code, 2, 'serve exits with a usage error');
+  t.match(stderr, /SWITCHBOARD_TOKEN: must be at least 16 characters/);
 });

@@ -36,6 +36,10 @@ export async function serve(argv: string[]): Promise<void> {
     lines.push(`Open ${base}/?token=${config.token}`);
     if (config.tokenGenerated) lines.push('(a random token: set SWITCHBOARD_TOKEN to keep it across restarts)');
   }
+  if (node.server.metricsPort !== undefined) {
+    const h = config.metricsHost.includes(':') ? `[${config.metricsHost}]` : config.metricsHost;
+    lines.push(`Metrics on http://${h}:${node.server.metricsPort}/metrics`);
+  }
   if (!isLoopback(config.host)) lines.push(`Listening on a non-loopback address: anyone who can reach ${config.host} needs the token.`);
   process.stdout.write(lines.join('\n') + '\n');
 

@@ -3,6 +3,7 @@
  * frozen. Every setting has an environment name (SWITCHBOARD_X_Y) and a flag (--x-y);
  * a flag wins over the environment. Errors name the setting.
  */
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { ConfigError } from '../errors/errors.js';
 import { newToken } from '../util/ids.js';
@@ -37,6 +38,16 @@ export interface Config {
   readonly limitFailMode: FailMode;
   /** WebSocket upgrades allowed per client IP per minute, cluster-wide. */
   readonly connectRate: number;
+  /** Failed logins (wrong token) allowed per client address per minute, cluster-wide. */
+  readonly loginFailureRate: number;
+  /**
+   * Proxies (addresses or CIDRs) whose X-Forwarded-For is believed: the client address is
+   * the rightmost entry not in this list. Empty: the peer address is the client.
+   */
+  readonly trustedProxies: readonly string[];
+  /** Port of the separate metrics listener; undefined: off (`/metrics` on the main port, admin only). */
+  readonly metricsPort: number | undefined;
+  readonly metricsHost: string;
   /** Frames a connection may send per second before `rate_limited`. */
   readonly frameRate: number;
   /** Agent `limit` requests allowed per key per minute, cluster-wide. */
@@ -64,6 +75,11 @@ interface Setting<K extends keyof Config> {
 }
 
 const MiB = 1024 * 1024;
+/**
+ * Shorter configured tokens are refused at start. The failed-login limit slows guessing
+ * per address, but an attacker with many addresses is limited only by the token's length.
+ */
+export const MIN_TOKEN_LENGTH = 16;
 const KiB = 1024;
 
 function fail(name: string, message: string): never {
@@ -124,6 +140,25 @@ function origins(raw: string): string[] {
   return raw.split(/[\s,]+/).filter(Boolean);
 }
 
+/** Addresses and CIDRs: 10.0.0.0/8, 192.168.1.7, fd00::/8, ::1. */
+function addressList(raw: string, name: string): string[] {
+  const entries = raw.split(/[\s,]+/).filter(Boolean);
+  for (const e of entries) {
+    const [address, prefix, ...rest] = e.split('/');
+    const family = isIP(address ?? '');
+    const max = family === 6 ? 128 : 32;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= max);
+    if (family === 0 || rest.length > 0 || !prefixOk) fail(name, `each entry must be an IP address or CIDR such as 10.0.0.0/8 or fd00::/8 (got '${e}')`);
+  }
+  return entries;
+}
+
+/** `off` or a port; 0 picks a free one. */
+function optionalPort(raw: string, name: string): number | undefined {
+  if (raw.trim() === 'off') return undefined;
+  return integer(0, 65535)(raw, name);
+}
+
 const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'host', env: 'SWITCHBOARD_HOST', parse: text },
   { key: 'port', env: 'SWITCHBOARD_PORT', parse: integer(0, 65535) },
@@ -136,7 +171,7 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   } },
   { key: 'role', env: 'SWITCHBOARD_ROLE', parse: choice<NodeRole>('edge', 'host', 'both') },
   { key: 'token', env: 'SWITCHBOARD_TOKEN', parse: (raw, name) => {
-    if (raw.length < 8) fail(name, 'must be at least 8 characters');
+    if (raw.length < MIN_TOKEN_LENGTH) fail(name, `must be at least ${MIN_TOKEN_LENGTH} characters (got ${raw.length}): a short token can be guessed; use a long random string`);
     return raw;
   } },
   { key: 'auth', env: 'SWITCHBOARD_AUTH', parse: choice('token', 'none') },
@@ -150,6 +185,10 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'capacity', env: 'SWITCHBOARD_CAPACITY', parse: integer(1, 1_000_000) },
   { key: 'limitFailMode', env: 'SWITCHBOARD_LIMIT_FAIL_MODE', parse: choice<FailMode>('open', 'closed') },
   { key: 'connectRate', env: 'SWITCHBOARD_CONNECT_RATE', parse: integer(1, 10_000_000) },
+  { key: 'loginFailureRate', env: 'SWITCHBOARD_LOGIN_FAILURE_RATE', parse: integer(1, 1_000_000) },
+  { key: 'trustedProxies', env: 'SWITCHBOARD_TRUSTED_PROXIES', parse: addressList },
+  { key: 'metricsPort', env: 'SWITCHBOARD_METRICS_PORT', parse: optionalPort },
+  { key: 'metricsHost', env: 'SWITCHBOARD_METRICS_HOST', parse: text },
   { key: 'frameRate', env: 'SWITCHBOARD_FRAME_RATE', parse: integer(1, 10_000_000) },
   { key: 'agentLimitRate', env: 'SWITCHBOARD_AGENT_LIMIT_RATE', parse: integer(1, 10_000_000) },
   { key: 'maxCols', env: 'SWITCHBOARD_MAX_COLS', parse: integer(80, 1000) },
@@ -181,6 +220,10 @@ export const DEFAULTS = {
   capacity: 20_000,
   limitFailMode: 'open' as FailMode,
   connectRate: 6_000,
+  loginFailureRate: 10,
+  trustedProxies: [] as string[],
+  metricsPort: undefined,
+  metricsHost: '127.0.0.1',
   frameRate: 2_000,
   agentLimitRate: 60,
   maxCols: 500,

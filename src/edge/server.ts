@@ -2,12 +2,12 @@
  * The listener: uWebSockets.js serving `/v1/ws` and the HTTP routes of PROTOCOL.md.
  * Refusals (401, 403, 429) happen at upgrade time, before the socket opens.
  */
-import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import uWS from 'uWebSockets.js';
-import type { TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
-import { CLOSE, SwitchboardError } from '../errors/errors.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import { isLoopback, type Config } from '../config/config.js';
+import { CLOSE, SwitchboardError, type WireErrorCode } from '../errors/errors.js';
 import { parseOpenSpec } from '../protocol/parse.js';
 import type { Limiter } from '../limit/limiter.js';
 import type { Registry } from '../registry/registry.js';
@@ -15,13 +15,23 @@ import type { Store } from '../store/store.js';
 import { isSessionId, type NodeId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import type { Metrics } from '../node/metrics.js';
-import { chosenProtocol, originAllowed, presentedToken, tokenMatches, TOKEN_COOKIE, type Principal } from './auth.js';
+import { bearerToken, chosenProtocol, isJsonContentType, isLoopbackHost, originAllowed, presentedToken, tokenMatches, TOKEN_COOKIE, type Principal } from './auth.js';
+import { clientAddress, normalizeAddress, TrustedProxies } from './client-address.js';
 import type { ClientConn } from './client-conn.js';
 import type { Edge } from './edge.js';
-import { Reply, readBody, requestInfo, status, type RequestInfo } from './http.js';
+import { Reply, readBody, requestInfo, type RequestInfo } from './http.js';
+import { LoginGuard, type LoginVia } from './login-guard.js';
+import { chooseVariant, notModified, StaticAssets } from './static-assets.js';
 
 const MAX_BODY = 64 * 1024;
 const OVERSIZE_GRACE = 16;
+const DEFAULT_LOGIN_FAILURE_RATE = 10;
+const ASSET_TYPES = {
+  'index.html': 'text/html; charset=utf-8',
+  'terminal.js': 'text/javascript; charset=utf-8',
+  'xterm.css': 'text/css; charset=utf-8',
+} as const;
+type AssetName = keyof typeof ASSET_TYPES;
 
 export interface ServerOptions {
   host: string;
@@ -34,6 +44,31 @@ export interface ServerOptions {
   connectRate: number;
   /** Send buffer a socket may hold; past it uWS would drop, so keep it above the lag limit. */
   maxBackpressure: number;
+  /** Proxies (addresses, CIDRs) whose X-Forwarded-For is believed; none by default. */
+  trustedProxies?: readonly string[];
+  /** Wrong tokens allowed per client address per minute (default 10), then 429. */
+  loginFailureRate?: number;
+  /** A separate listener for `/metrics` (no auth); undefined: `/metrics` on the main port, admin only. */
+  metricsPort?: number | undefined;
+  metricsHost?: string;
+}
+
+/** The settings of docs/security.md, as the Server takes them. */
+export function securityOptions(config: Config): Pick<ServerOptions, 'trustedProxies' | 'loginFailureRate' | 'metricsPort' | 'metricsHost'> {
+  return {
+    trustedProxies: config.trustedProxies,
+    loginFailureRate: config.loginFailureRate,
+    metricsPort: config.metricsPort,
+    metricsHost: config.metricsHost,
+  };
+}
+
+/** Why a request was not let in: an HTTP status, a wire error code, and what to do. */
+interface Refusal {
+  status: number;
+  error: WireErrorCode;
+  message: string;
+  headers?: Record<string, string>;
 }
 
 export interface ServerDeps {
@@ -68,20 +103,70 @@ function webRoot(): string {
 
 export class Server {
   private readonly app: TemplatedApp;
+  private readonly metricsApp: TemplatedApp | undefined;
   private listenSocket: us_listen_socket | undefined;
+  private metricsListenSocket: us_listen_socket | undefined;
   private readonly sockets = new Set<WebSocket<SocketData>>();
+  private readonly trusted: TrustedProxies;
+  private readonly logins: LoginGuard;
+  private readonly assets: StaticAssets;
   port = 0;
+  /** The metrics listener's port once listening; undefined when it is off. */
+  metricsPort: number | undefined;
 
   constructor(private readonly options: ServerOptions, private readonly deps: ServerDeps) {
     assertNativeUws();
+    this.trusted = new TrustedProxies(options.trustedProxies ?? []);
+    this.logins = new LoginGuard(deps.limiter, options.loginFailureRate ?? DEFAULT_LOGIN_FAILURE_RATE, deps.logger);
+    this.assets = new StaticAssets(webRoot(), ASSET_TYPES);
+    deps.metrics.register('switchboard_login_failures_total', 'Wrong tokens presented (HTTP API, WebSocket upgrade, web login)', 'counter', () => this.logins.failures);
     this.app = uWS.App();
     this.routes();
+    if (options.metricsPort !== undefined) {
+      this.metricsApp = uWS.App();
+      this.metricsRoutes(this.metricsApp);
+    }
   }
 
-  private authenticate(info: { authorization: string; cookie: string }, protocols = ''): Principal | undefined {
+  /**
+   * The client's address: the peer, or behind trusted proxies the address they report
+   * (src/edge/client-address.ts). Must run inside the request handler (uWS frees `req`).
+   */
+  private clientAddress(res: HttpResponse, req: HttpRequest): string {
+    const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
+    if (this.trusted.isEmpty) return normalizeAddress(peer) ?? peer;
+    const forwardedFor: string[] = [];
+    req.forEach((key, value) => {
+      if (key === 'x-forwarded-for') forwardedFor.push(value);
+    });
+    return clientAddress(peer, forwardedFor, this.trusted);
+  }
+
+  /** With authentication off, only loopback Host names (DNS rebinding; see auth.ts). */
+  private hostRefusal(host: string): Refusal | undefined {
+    if (this.options.authRequired || isLoopbackHost(host, this.port)) return undefined;
+    return {
+      status: 403, error: 'forbidden',
+      message: `authentication is off, so only localhost, 127.0.0.1 and [::1] on port ${this.port} are served (Host was ${JSON.stringify(host)}); set SWITCHBOARD_TOKEN to serve other names`,
+    };
+  }
+
+  /**
+   * Checks a presented token against the failed-login limit (login-guard.ts).
+   * `undefined`: no credential presented, refused without counting.
+   */
+  private async authorize(token: string | undefined, address: string, via: LoginVia, path: string): Promise<Principal | Refusal> {
     if (!this.options.authRequired) return { name: 'admin', admin: true };
-    const token = presentedToken({ authorization: info.authorization, cookie: info.cookie, protocols });
-    return tokenMatches(token, this.options.token) ? { name: 'admin', admin: true } : undefined;
+    if (token === undefined) return { status: 401, error: 'unauthorized', message: `missing token: ${via === 'http' ? API_CREDENTIALS : UPGRADE_CREDENTIALS}` };
+    const valid = tokenMatches(token, this.options.token);
+    const verdict = await this.logins.check(address, valid, via, path);
+    if (verdict.ok) return { name: 'admin', admin: true };
+    if (verdict.status === 401) return { status: 401, error: 'unauthorized', message: `wrong token: ${via === 'http' ? API_CREDENTIALS : UPGRADE_CREDENTIALS}` };
+    return {
+      status: 429, error: 'rate_limited',
+      message: `too many failed logins from ${address}; retry in ${verdict.retryMs} ms`,
+      headers: { 'Retry-After': String(Math.max(1, Math.ceil(verdict.retryMs / 1000))) },
+    };
   }
 
   private routes(): void {
@@ -100,21 +185,37 @@ export class Server {
         const protocols = req.getHeader('sec-websocket-protocol');
         const key = req.getHeader('sec-websocket-key');
         const extensions = req.getHeader('sec-websocket-extensions');
-        const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+        const ip = this.clientAddress(res, req);
         const reply = new Reply(res);
-        const refuse = (code: number, error: string, message: string): void => {
+        const refuse = (r: Refusal): void => {
           metrics.upgradesRefused.inc();
-          reply.json(code, { error, message });
+          reply.json(r.status, { error: r.error, message: r.message }, r.headers);
         };
-        const principal = this.authenticate(info, protocols);
-        if (!principal) return refuse(401, 'unauthorized', 'missing or wrong token: send Authorization: Bearer <token>, a bearer.<token> subprotocol or the sb_token cookie');
+        // Host and Origin first: a foreign page's attempts must not count against its
+        // visitor's address in the failed-login limit.
+        const hostRefusal = this.hostRefusal(info.host);
+        if (hostRefusal) return refuse(hostRefusal);
         if (!originAllowed(info.origin, info.host, this.options.origins)) {
-          return refuse(403, 'forbidden', `origin ${info.origin} is not allowed; add it to SWITCHBOARD_ORIGINS`);
+          return refuse({ status: 403, error: 'forbidden', message: `origin ${info.origin} is not allowed; add it to SWITCHBOARD_ORIGINS` });
         }
-        void this.deps.limiter.take(`connect:${ip}`, { limit: this.options.connectRate, windowMs: 60_000 }).then((d) => {
-          if (!d.ok) return refuse(429, 'rate_limited', `too many connections from ${ip}; retry in ${d.retryMs} ms`);
+        const token = presentedToken({ authorization: info.authorization, cookie: info.cookie, protocols });
+        if (this.options.authRequired && token === undefined) return refuse({ status: 401, error: 'unauthorized', message: `missing token: ${UPGRADE_CREDENTIALS}` });
+        void Promise.all([
+          this.authorize(token, ip, 'upgrade', info.url),
+          this.deps.limiter.take(`connect:${ip}`, { limit: this.options.connectRate, windowMs: 60_000 }),
+        ]).then(([principal, d]) => {
+          if ('status' in principal) return refuse(principal);
+          if (!d.ok) {
+            return refuse({
+              status: 429, error: 'rate_limited', message: `too many connections from ${ip}; retry in ${d.retryMs} ms`,
+              headers: { 'Retry-After': String(Math.max(1, Math.ceil(d.retryMs / 1000))) },
+            });
+          }
           if (reply.aborted) return;
           res.cork(() => res.upgrade<SocketData>({ principal, ip }, key, chosenProtocol(protocols), extensions, context));
+        }).catch((err: unknown) => {
+          logger.error('upgrade failed', { err: String(err) });
+          refuse({ status: 500, error: 'internal', message: 'upgrade failed; retry' });
         });
       },
       open: (ws) => {
@@ -153,36 +254,94 @@ export class Server {
       },
     });
 
-    this.app.get('/healthz', (res) => {
-      res.writeStatus(status(200)).writeHeader('Content-Type', 'text/plain').end('ok\n');
-    });
-    this.app.get('/readyz', (res) => {
-      const r = this.deps.ready();
-      new Reply(res).json(r.ok ? 200 : 503, { ready: r.ok, reasons: r.reasons });
-    });
-    this.app.get('/metrics', (res) => {
-      res.writeStatus(status(200)).writeHeader('Content-Type', 'text/plain; version=0.0.4').end(metrics.render(this.options.nodeId));
-    });
-    this.app.any('/v1/*', (res, req) => {
+    /** Every HTTP route: the Host rule first, then the route's own handler. */
+    const route = (handler: (reply: Reply, info: RequestInfo, res: HttpResponse, req: HttpRequest) => void) => (res: HttpResponse, req: HttpRequest): void => {
       const info = requestInfo(req);
       const reply = new Reply(res);
-      const principal = this.authenticate(info);
-      this.api(reply, info, principal).catch((err) => {
+      const refusal = this.hostRefusal(info.host);
+      if (refusal) return reply.json(refusal.status, { error: refusal.error, message: refusal.message });
+      handler(reply, info, res, req);
+    };
+
+    this.app.get('/healthz', route((reply) => reply.send(200, 'ok\n', 'text/plain')));
+    this.app.get('/readyz', route((reply) => {
+      const r = this.deps.ready();
+      reply.json(r.ok ? 200 : 503, { ready: r.ok, reasons: r.reasons });
+    }));
+    // On the main port, metrics are for the admin (they name nodes and count clients);
+    // SWITCHBOARD_METRICS_PORT gives scrapers a listener of their own.
+    this.app.get('/metrics', route((reply, info, res, req) => {
+      const ip = this.clientAddress(res, req);
+      void this.authorize(bearerToken(info.authorization), ip, 'http', info.url).then((principal) => {
+        if ('status' in principal) return reply.json(principal.status, { error: principal.error, message: principal.message }, principal.headers);
+        this.sendMetrics(reply);
+      }).catch((err: unknown) => reply.error(err));
+    }));
+    this.app.any('/v1/*', route((reply, info, res, req) => {
+      const ip = this.clientAddress(res, req);
+      // uWS hands the body to whoever listens when it arrives, which may be before any
+      // await below: start reading now. (Errors are handled where it is awaited.)
+      const body = info.hasBody ? readBody(reply, MAX_BODY) : Promise.resolve(Buffer.alloc(0));
+      body.catch(() => {});
+      this.handleApi(reply, info, ip, body).catch((err) => {
         if (!(err instanceof SwitchboardError)) logger.error('http handler failed', { url: info.url, err: String(err) });
         reply.error(err);
       });
-    });
-    this.app.get('/', (res, req) => this.page(new Reply(res), requestInfo(req)));
-    for (const [path, type] of [['/terminal.js', 'text/javascript'], ['/xterm.css', 'text/css']] as const) {
-      this.app.get(path, (res) => this.asset(new Reply(res), path.slice(1), type));
+    }));
+    this.app.get('/', route((reply, info, res, req) => {
+      const ip = this.clientAddress(res, req);
+      this.page(reply, info, ip, req.getHeader('accept-encoding'), req.getHeader('if-none-match')).catch((err) => reply.error(err));
+    }));
+    for (const name of ['terminal.js', 'xterm.css'] as const) {
+      this.app.get(`/${name}`, route((reply, _info, _res, req) => this.asset(reply, name, req.getHeader('accept-encoding'), req.getHeader('if-none-match'))));
     }
-    this.app.any('/*', (res, req) => {
-      new Reply(res).json(404, { error: 'not_found', message: `no route ${req.getMethod().toUpperCase()} ${req.getUrl()}` });
+    this.app.any('/*', route((reply, info) => {
+      reply.json(404, { error: 'not_found', message: `no route ${info.method} ${info.url}` });
+    }));
+  }
+
+  /**
+   * The separate metrics listener: `/metrics` for anyone who can reach it, nothing else.
+   * On a loopback address, only loopback Host names: a rebound page (see isLoopbackHost)
+   * must not read it either.
+   */
+  private metricsRoutes(app: TemplatedApp): void {
+    const loopbackOnly = isLoopback(this.options.metricsHost ?? '127.0.0.1');
+    app.get('/metrics', (res, req) => {
+      const reply = new Reply(res);
+      const host = req.getHeader('host');
+      if (loopbackOnly && !isLoopbackHost(host, this.metricsPort ?? 0)) {
+        return reply.json(403, { error: 'forbidden', message: `the metrics listener is on loopback: use localhost, 127.0.0.1 or [::1] as the host name (Host was ${JSON.stringify(host)})` });
+      }
+      this.sendMetrics(reply);
+    });
+    app.any('/*', (res, req) => {
+      new Reply(res).json(404, { error: 'not_found', message: `no route ${req.getMethod().toUpperCase()} ${req.getUrl()} on the metrics listener; try GET /metrics` });
     });
   }
 
-  private async api(reply: Reply, info: RequestInfo, principal: Principal | undefined): Promise<void> {
-    if (!principal) throw new SwitchboardError('unauthorized', 'missing or wrong token: send Authorization: Bearer <token>');
+  private sendMetrics(reply: Reply): void {
+    reply.send(200, this.deps.metrics.render(this.options.nodeId), 'text/plain; version=0.0.4');
+  }
+
+  /**
+   * The HTTP API's checks, in order: the browser Origin (same rule as the upgrade), the
+   * Authorization header (never the cookie: see bearerToken), the body's Content-Type
+   * (only JSON, which no cross-site form can send without the page's consent).
+   */
+  private async handleApi(reply: Reply, info: RequestInfo, ip: string, body: Promise<Buffer>): Promise<void> {
+    if (!originAllowed(info.origin, info.host, this.options.origins)) {
+      throw new SwitchboardError('forbidden', `origin ${info.origin} is not allowed; add it to SWITCHBOARD_ORIGINS`);
+    }
+    const principal = await this.authorize(bearerToken(info.authorization), ip, 'http', info.url);
+    if ('status' in principal) return reply.json(principal.status, { error: principal.error, message: principal.message }, principal.headers);
+    if ((info.hasBody || info.contentType !== '') && !isJsonContentType(info.contentType)) {
+      return reply.json(415, { error: 'bad_frame', message: `request bodies must be Content-Type: application/json (got ${JSON.stringify(info.contentType)})` });
+    }
+    return this.api(reply, info, principal, body);
+  }
+
+  private async api(reply: Reply, info: RequestInfo, principal: Principal, body: Promise<Buffer>): Promise<void> {
     const parts = info.url.split('/').filter(Boolean); // ['v1', 'sessions', sid]
     const route = `${info.method} /${parts.slice(0, 2).join('/')}${parts.length > 2 ? '/:id' : ''}${parts.length > 3 ? '/' + parts.slice(3).join('/') : ''}`;
     switch (route) {
@@ -201,10 +360,10 @@ export class Server {
         });
       }
       case 'POST /v1/sessions': {
-        const body = await readBody(reply, MAX_BODY);
+        const bytes = await body;
         let fields: unknown;
         try {
-          fields = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+          fields = bytes.length === 0 ? {} : JSON.parse(bytes.toString('utf8'));
         } catch {
           throw new SwitchboardError('bad_frame', 'request body must be a JSON object with the fields of `open`');
         }
@@ -237,33 +396,36 @@ export class Server {
   }
 
   /** The terminal page. `/?token=…` is the web login: it sets the cookie and cleans the URL. */
-  private page(reply: Reply, info: RequestInfo): void {
+  private async page(reply: Reply, info: RequestInfo, ip: string, acceptEncoding: string, ifNoneMatch: string): Promise<void> {
     const params = new URLSearchParams(info.query);
     const token = params.get('token');
-    if (token !== null) {
-      params.delete('token');
-      const rest = params.toString();
-      const location = '/' + (rest ? `?${rest}` : '');
-      if (!tokenMatches(token, this.options.token)) {
-        reply.send(401, 'wrong token: open the URL the server printed at start\n', 'text/plain');
-        return;
-      }
-      reply.send(302, '', 'text/plain', {
-        Location: location,
-        'Set-Cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`,
-      });
-      return;
+    if (token === null) return this.asset(reply, 'index.html', acceptEncoding, ifNoneMatch);
+    params.delete('token');
+    const rest = params.toString();
+    const location = '/' + (rest ? `?${rest}` : '');
+    if (!this.options.authRequired) return reply.send(302, '', 'text/plain', { Location: location });
+    const principal = await this.authorize(token, ip, 'page', info.url);
+    if ('status' in principal) {
+      const text = principal.status === 401 ? 'wrong token: open the URL the server printed at start\n' : `${principal.message}\n`;
+      return reply.send(principal.status, text, 'text/plain', principal.headers);
     }
-    this.asset(reply, 'index.html', 'text/html; charset=utf-8');
+    reply.send(302, '', 'text/plain', {
+      Location: location,
+      'Set-Cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`,
+    });
   }
 
-  private asset(reply: Reply, name: string, type: string): void {
-    const file = join(webRoot(), name);
-    if (!existsSync(file)) {
-      reply.json(503, { error: 'unavailable', message: 'the browser page is not built: run npm run build' });
+  private asset(reply: Reply, name: AssetName, acceptEncoding: string, ifNoneMatch: string): void {
+    const asset = this.assets.get(name);
+    if (!asset) {
+      reply.json(503, { error: 'unavailable', message: 'the browser page is not built: run npm run build, then restart' });
       return;
     }
-    reply.send(200, readFileSync(file), type, { 'Cache-Control': 'no-cache' });
+    const variant = chooseVariant(asset, acceptEncoding);
+    const headers: Record<string, string> = { ETag: variant.etag, 'Cache-Control': asset.cacheControl, Vary: 'Accept-Encoding' };
+    if (notModified(asset, ifNoneMatch)) return reply.empty(304, headers);
+    if (variant.encoding !== 'identity') headers['Content-Encoding'] = variant.encoding;
+    reply.send(200, variant.body, asset.type, headers);
   }
 
   listen(): Promise<number> {
@@ -275,12 +437,26 @@ export class Server {
         }
         this.listenSocket = socket;
         this.port = uWS.us_socket_local_port(socket);
-        resolve(this.port);
+        if (!this.metricsApp) {
+          resolve(this.port);
+          return;
+        }
+        const host = this.options.metricsHost ?? '127.0.0.1';
+        this.metricsApp.listen(host, this.options.metricsPort!, (metricsSocket) => {
+          if (!metricsSocket) {
+            this.stopListening();
+            reject(new Error(`cannot listen for metrics on ${host}:${this.options.metricsPort} (SWITCHBOARD_METRICS_PORT/SWITCHBOARD_METRICS_HOST: in use, or not an address of this machine)`));
+            return;
+          }
+          this.metricsListenSocket = metricsSocket;
+          this.metricsPort = uWS.us_socket_local_port(metricsSocket);
+          resolve(this.port);
+        });
       });
     });
   }
 
-  /** Stops accepting; open sockets stay until `closeAll`. */
+  /** Stops accepting clients; open sockets stay until `closeAll`, metrics until `close`. */
   stopListening(): void {
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
@@ -298,9 +474,13 @@ export class Server {
 
   close(): void {
     this.stopListening();
-
+    if (this.metricsListenSocket) uWS.us_listen_socket_close(this.metricsListenSocket);
+    this.metricsListenSocket = undefined;
   }
 }
+
+const API_CREDENTIALS = 'send Authorization: Bearer <token> (the HTTP API does not take the sb_token cookie)';
+const UPGRADE_CREDENTIALS = 'send Authorization: Bearer <token>, a bearer.<token> subprotocol or the sb_token cookie';
 
 function requireAdmin(p: Principal): void {
   if (!p.admin) throw new SwitchboardError('forbidden', 'this route is for administrators');

@@ -13,7 +13,7 @@ import type { BackendFactory } from '../backend/backend.js';
 import { defaultBackends } from '../backend/factory.js';
 import { Edge } from '../edge/edge.js';
 import { edgeLimits } from '../edge/limits.js';
-import { Server } from '../edge/server.js';
+import { Server, securityOptions } from '../edge/server.js';
 import { Host } from '../host/host.js';
 import { Reconciler } from '../host/reconciler.js';
 import type { NodeInfo } from '../registry/registry.js';
@@ -92,6 +92,7 @@ export class SwitchboardNode {
       maxFrame: config.maxFrame,
       connectRate: config.connectRate,
       maxBackpressure: Math.max(config.replayBytes, config.highWatermark * 2) * 4,
+      ...securityOptions(config),
     }, {
       edge: this.edge, store: seams.store, registry: seams.registry, limiter: seams.limiter, metrics: this.metrics,
       logger: logger.child('http'), ready: () => this.readiness(), drain: (id) => this.requestDrain(id),
