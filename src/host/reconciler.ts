@@ -25,6 +25,8 @@ export class Reconciler {
   private running = false;
   passes = 0;
   private adoptedOwn = false;
+  /** No takeovers before this time (the registry may be refilling after an outage). */
+  private quietUntil = 0;
 
   constructor(
     private readonly self: NodeId,
@@ -42,9 +44,18 @@ export class Reconciler {
     void this.pass().finally(tick);
   }
 
+  /**
+   * After Redis came back it may have lost the registry: until every live node has
+   * heartbeated again (one node lease TTL), a missing node is not a dead one, and taking
+   * its sessions would end shells that were fine.
+   */
+  holdOff(ms: number): void {
+    this.quietUntil = Math.max(this.quietUntil, Date.now() + ms);
+  }
+
   /** One look for orphans; returns how many were taken over. */
   async pass(): Promise<number> {
-    if (this.running) return 0;
+    if (this.running || Date.now() < this.quietUntil) return 0;
     this.running = true;
     let taken = 0;
     try {
