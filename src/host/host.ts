@@ -275,8 +275,30 @@ export class Host {
   }
 
   /**
-   * After this node may have been cut off (Redis came back, or a heartbeat lapsed past
-   * the TTL): one look at every owner record we think we hold. A higher epoch ends our
+   * After our node lease lapsed (a stalled loop, a partition): other nodes may have
+   * taken sessions over. They noted which (Leases.takenFrom), so this costs one read,
+   * not one per session; each noted session we still run is checked and ended.
+   */
+  async checkTaken(): Promise<void> {
+    const taken = (await this.deps.leases.takenFrom(this.options.nodeId)).filter((sid) => this.sessions.has(sid));
+    if (taken.length === 0) return;
+    const holders = await this.deps.leases.currentMany(taken);
+    let ended = 0;
+    taken.forEach((sid, i) => {
+      const session = this.hosted(sid);
+      const holder = holders[i];
+      if (session && holder && holder.epoch > session.epoch) {
+        ended++;
+        this.deps.logger.warn('fenced: another node took the session over', { sid, epoch: session.epoch, current: holder.epoch });
+        session.fence();
+      }
+    });
+    this.deps.logger.info('sessions taken over while our lease lapsed', { noted: taken.length, ended });
+  }
+
+  /**
+   * After Redis came back (it may have lost its data, and other nodes may have taken
+   * sessions over meanwhile): one look at every owner record we think we hold. A higher epoch ends our
    * copy at once (another node took over while we were away); a missing record is
    * reclaimed. Costs one read per session, only on such an event, never in steady state.
    */

@@ -180,7 +180,8 @@ export class SwitchboardNode {
       this.registered = true;
       if (sentAt - this.leaseRenewedAt > this.config.leaseTtlMs && this.leaseRenewedAt > 0) {
         // Our lease lapsed (a stalled loop, a partition): others may have taken sessions over.
-        void this.host?.verifyOwnership('node lease lapsed').catch((err) => this.logger.warn('ownership check failed', { err: String(err) }));
+        this.logger.warn('node lease lapsed: the last heartbeat landed too long ago', { ms: sentAt - this.leaseRenewedAt });
+        void this.host?.checkTaken().catch((err) => this.logger.warn('ownership check failed', { err: String(err) }));
       }
       this.leaseRenewedAt = sentAt;
     } catch (err) {
