@@ -66,9 +66,12 @@ export class Reconciler {
       // Our own records count as orphans until the first pass has adopted what a previous
       // life of this node left; after that every one of them is a session we run.
       if (!this.adoptedOwn) live.delete(this.self);
+      // After that we are alive by definition, even when our own heartbeat is late: without
+      // this, a lapse under load made every pass fetch all of our own sessions.
+      else live.add(this.self);
       // Only sessions of nodes not alive (the database filters, so a pass stays cheap at
       // tens of thousands of sessions); our own count as not alive for a previous life.
-      const running = await store.listSessions({ status: ['running', 'starting'], notNodes: [...live] });
+      const running = await store.listSessions({ status: ['running', 'starting'], notNodes: [...live], limit: MAX_PER_PASS });
       for (const sid of host.takeFenced()) {
         const record = await store.getSession(sid);
         if (record && (record.status === 'running' || record.status === 'starting')) running.push(record);
