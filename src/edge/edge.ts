@@ -109,6 +109,8 @@ export class Edge {
   private snapshots!: SnapshotPool;
   private opensRefused = 0;
   private snapshotsRefused = 0;
+  /** The registry read in flight, if any, shared by concurrent opens. */
+  private nodesRead: Promise<NodeInfo[]> | undefined;
   private readonly inputHold = new InputHold({ maxBytesPerSession: HELD_INPUT_BYTES, maxAgeMs: HELD_INPUT_MS },
     (item, sid, why) => this.refuseInput(item.client, sid, why));
   private holdTimer: NodeJS.Timeout | undefined;
@@ -394,6 +396,22 @@ export class Edge {
     });
   }
 
+  /**
+   * Placement's view of the cluster. Opens that arrive while a registry read is in flight
+   * share it (single flight): one read per open was a Redis script per session opened.
+   */
+  private liveNodes(): Promise<NodeInfo[]> {
+    if (!this.nodesRead) {
+      const read = this.deps.registry.list();
+      this.nodesRead = read;
+      const done = (): void => {
+        if (this.nodesRead === read) this.nodesRead = undefined;
+      };
+      read.then(done, done);
+    }
+    return this.nodesRead;
+  }
+
   private refuseInput(client: ClientConn, sid: SessionId, why: string): void {
     this.sendError(client, new SwitchboardError('unavailable', `session ${sid}: ${why}; your input was not delivered, send it again`, { retryMs: NO_OWNER_RETRY_MS }), undefined, sid);
   }
@@ -443,7 +461,7 @@ export class Edge {
     }
     let nodes: NodeInfo[];
     try {
-      nodes = await this.deps.registry.list();
+      nodes = await this.liveNodes();
     } catch (err) {
       throw this.unreachable('the node registry', err);
     }
