@@ -10,14 +10,12 @@
  * by the server (several keystrokes in one `out` frame) is handled exactly.
  */
 import WebSocket from 'ws';
-import { Packr, Unpackr } from 'msgpackr';
 import hdr from 'hdr-histogram-js';
 import type { Socket } from 'node:net';
 import { newHistogram as newHist } from './histograms.js';
+import { decodeMessage, encodeValue } from '../src/protocol/codec.js';
 import type { ConnSpec, ConnectMsg, MeasureMsg, ParentMsg, ResultMsg, Transport, WorkerMsg } from './loadgen-protocol.js';
 
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const SETUP_TIMEOUT_MS = 30_000;
 /** Send times are kept for the last RING keystrokes of each connection. */
 const RING = 256;
@@ -178,7 +176,7 @@ function onFrame(c: Conn, f: Frame): void {
 
 function sendFrame(c: Conn, frame: Record<string, unknown>): void {
   if (!c.alive) return;
-  if (c.ws) c.ws.send(packr.pack(frame));
+  if (c.ws) c.ws.send(encodeValue(frame));
   else if (c.sio) c.sio.emit(String(frame.t), frame);
 }
 
@@ -214,14 +212,14 @@ async function setupWs(c: Conn): Promise<void> {
         resolve({ t: 'none' });
         return;
       }
-      ws.send(packr.pack(c.spec.action === 'open'
+      ws.send(encodeValue(c.spec.action === 'open'
         ? { t: 'open', ref: 1, kind: c.spec.kind ?? 'echo', ...(c.spec.cmd ? { cmd: c.spec.cmd } : {}), ...(c.spec.args ? { args: c.spec.args } : {}) }
         : { t: 'attach', ref: 1, sid: c.spec.sid, role: c.spec.role ?? 'writer', ...(c.spec.from !== undefined ? { from: c.spec.from } : {}) }));
     });
     ws.on('message', (data: Buffer) => {
       let f: Frame;
       try {
-        f = unpackr.unpack(data) as Frame;
+        f = decodeMessage(data) as Frame;
       } catch {
         error('undecodable frame');
         return;
@@ -247,7 +245,7 @@ async function setupWs(c: Conn): Promise<void> {
   c.node = f.node ?? '';
   if (f.t === 'opened') c.nextOff = 0;
   else if (f.t === 'attached') c.nextOff = c.spec.from ?? f.head ?? 0;
-  if (c.sid) c.inFrame = Buffer.from(packr.pack({ t: 'in', sid: c.sid, data: KEY }));
+  if (c.sid) c.inFrame = Buffer.from(encodeValue({ t: 'in', sid: c.sid, data: KEY }));
   if (c.spec.slow) (ws as unknown as { _socket: Socket })._socket.pause();
 }
 

@@ -14,7 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
-import { Packr, Unpackr } from 'msgpackr';
+import { decodeMessage, encodeValue } from '../protocol/codec.js';
 import type {
   AttachedFrame, ErrorFrame, KilledFrame, OpenedFrame, PongFrame, ServerFrame,
 } from '../protocol/frames.js';
@@ -145,8 +145,6 @@ export interface ClientEvents {
 }
 
 export class SwitchboardClient extends EventEmitter<ClientEvents> {
-  private readonly packr = new Packr({ useRecords: false });
-  private readonly unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
   private readonly pending = new Map<number, Pending>();
   private readonly outputs = new Map<string, SessionOutput>();
   private nextRef = 1;
@@ -213,7 +211,7 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
   }
 
   send(frame: ClientFrame): void {
-    this.ws.send(this.packr.pack(frame));
+    this.ws.send(encodeValue(frame));
   }
 
   /**
@@ -311,7 +309,7 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
     }
     let frame: ServerFrame;
     try {
-      frame = this.unpackr.unpack(data) as ServerFrame;
+      frame = decodeMessage(data) as ServerFrame;
     } catch (err) {
       if (this.listenerCount('error') > 0) this.emit('error', err as Error);
       return;

@@ -15,7 +15,7 @@
  */
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
-import { Packr, Unpackr } from 'msgpackr';
+import { decodeMessage, encodeValue } from '../protocol/codec.js';
 
 // ─── wire frames (the server → client subset we read) ─────────────────────────
 
@@ -63,8 +63,6 @@ const FATAL_CODES = new Set(['not_found', 'forbidden', 'bad_frame', 'unauthorize
 
 type Phase = 'connecting' | 'connected' | 'reconnecting' | 'ended' | 'failed';
 
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const encoder = new TextEncoder();
 
 const params = new URLSearchParams(location.search);
@@ -174,7 +172,7 @@ window.addEventListener('online', () => {
 // ─── socket ───────────────────────────────────────────────────────────────────
 
 function send(frame: Record<string, unknown>): void {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(packr.pack(frame));
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(encodeValue(frame));
 }
 
 function connect(): void {
@@ -206,7 +204,7 @@ function connect(): void {
     if (!(ev.data instanceof ArrayBuffer)) return;
     let frame: ServerFrame;
     try {
-      frame = unpackr.unpack(new Uint8Array(ev.data)) as ServerFrame;
+      frame = decodeMessage(new Uint8Array(ev.data)) as ServerFrame;
     } catch {
       return;
     }
