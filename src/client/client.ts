@@ -21,7 +21,7 @@ import {
   type ClientFrame, type ReplyTo, type RequestFrame, type ServerFrame,
 } from './core.js';
 import type { Dial } from './link.js';
-import type { RetryCause } from './retry.js';
+import { causeCode, describeCause, type RetryCause } from './retry.js';
 
 export {
   SUBPROTOCOL, SwitchboardClientError,
@@ -102,7 +102,8 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
       ws.once('open', () => resolve());
       ws.once('unexpected-response', (_req, res) => {
         void refusal(res).then(({ status, message }) => {
-          reject(new SwitchboardClientError(HTTP_CODES[status] ?? 'internal', `HTTP ${status}${message ? `: ${message}` : ''}`, status, { kind: 'refused', status, message }));
+          const why: RetryCause = { kind: 'refused', status, message };
+          reject(new SwitchboardClientError(causeCode(why), describeCause(why), status, why));
           // After rejecting: terminating emits an 'error' of its own.
           ws.terminate();
         });
@@ -191,7 +192,6 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
   }
 }
 
-const HTTP_CODES: Record<number, string> = { 401: 'unauthorized', 403: 'forbidden', 429: 'rate_limited', 503: 'unavailable' };
 /** How long a graceful close may take before the socket is dropped. */
 const CLOSE_GRACE_MS = 1_000;
 

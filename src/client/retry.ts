@@ -19,7 +19,7 @@
  * and one that keeps failing slows down to `maxMs`. Pure: no timers, no I/O.
  * Browser-safe: the page bundles it.
  */
-import { CLOSE, TEMPORARY } from '../errors/errors.js';
+import { CLOSE, HTTP_STATUS, TEMPORARY } from '../errors/errors.js';
 
 /** Why a connection or a request failed, as a client sees it. */
 export type RetryCause =
@@ -47,7 +47,8 @@ export type RetryDecision =
 /** Close codes outside our catalog that mean the transport broke, not that we were refused. */
 const TRANSPORT_CLOSES = new Set([1005, 1006, 1012, 1014]);
 const TEMPORARY_STATUS = new Set([429, 502, 503, 504]);
-const HTTP_CODES: Record<number, string> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 429: 'rate_limited', 503: 'unavailable' };
+/** The wire code of each HTTP status the server answers with (the catalog's table, inverted). */
+const CODE_OF_STATUS = new Map<number, string>(Object.entries(HTTP_STATUS).map(([code, status]) => [status, code]));
 
 /** Whether retrying may help, and the server's hint of when, for one cause. */
 export function classify(cause: RetryCause): { temporary: boolean; hintMs?: number } {
@@ -92,7 +93,7 @@ export function causeCode(cause: RetryCause): string {
     case 'error':
       return cause.code;
     case 'refused':
-      return HTTP_CODES[cause.status] ?? 'unavailable';
+      return CODE_OF_STATUS.get(cause.status) ?? 'unavailable';
     default:
       return 'unavailable';
   }
