@@ -114,6 +114,8 @@ export class Edge {
   private readonly inputHold = new InputHold({ maxBytesPerSession: HELD_INPUT_BYTES, maxAgeMs: HELD_INPUT_MS },
     (item, sid, why) => this.refuseInput(item.client, sid, why));
   private holdTimer: NodeJS.Timeout | undefined;
+  /** Writers above the high watermark: each pauses its session for everyone. */
+  private readonly pausing = new Set<Attachment>();
 
   constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {
     this.configure(options.limits ?? DEFAULT_EDGE_LIMITS);
@@ -144,7 +146,10 @@ export class Edge {
   }
 
   start(): void {
-    this.holdTimer = setInterval(() => this.inputHold.expire(), 1_000);
+    this.holdTimer = setInterval(() => {
+      this.inputHold.expire();
+      this.detachSlowWriters();
+    }, 1_000);
     this.holdTimer.unref();
     this.deps.bus.onRestore(() => {
       // Events published while the bus was down are lost: catch everyone up from the log.
@@ -412,6 +417,25 @@ export class Edge {
     return this.nodesRead;
   }
 
+  /**
+   * A writer that stops reading pauses its session for every other client. After
+   * slowWriterMs (SWITCHBOARD_SLOW_WRITER_MS) of that it is detached (told why), so the session goes on; it can
+   * attach again with `from` and lose nothing within the replay window.
+   */
+  private detachSlowWriters(now = Date.now()): void {
+    for (const a of this.pausing) {
+      if (a.state === 'closed' || !a.overWatermark) {
+        this.pausing.delete(a);
+        continue;
+      }
+      if (now - a.overSince < this.limits.slowWriterMs) continue;
+      this.pausing.delete(a);
+      this.deps.logger.warn('slow writer detached', { sid: a.sid, client: a.client.id, ip: a.client.ip });
+      this.sendError(a.client, new SwitchboardError('rate_limited', `you did not read output of session ${a.sid} for ${this.limits.slowWriterMs} ms while it waited for you; detached so the session goes on. Attach again with from to resume`, { retryMs: 0 }), undefined, a.sid);
+      this.detach(a);
+    }
+  }
+
   private refuseInput(client: ClientConn, sid: SessionId, why: string): void {
     this.sendError(client, new SwitchboardError('unavailable', `session ${sid}: ${why}; your input was not delivered, send it again`, { retryMs: NO_OWNER_RETRY_MS }), undefined, sid);
   }
@@ -624,6 +648,7 @@ export class Edge {
    */
   private detach(a: Attachment, tellHost = true): void {
     a.state = 'closed';
+    this.pausing.delete(a);
     if (a.client.attachments.get(a.sid) === a) a.client.attachments.delete(a.sid);
     const w = this.watched.get(a.sid);
     if (!w || !w.attachments.delete(a)) return;
@@ -774,9 +799,14 @@ export class Edge {
   private updateFlow(a: Attachment, buffered = a.client.socket.bufferedAmount()): void {
     if (!a.isWriter) return;
     const unacked = a.state === 'lagging' ? Number.POSITIVE_INFINITY : a.unacked(buffered);
-    if (!a.overWatermark && unacked > this.options.highWatermark) a.overWatermark = true;
-    else if (a.overWatermark && unacked < this.options.lowWatermark) a.overWatermark = false;
-    else return;
+    if (!a.overWatermark && unacked > this.options.highWatermark) {
+      a.overWatermark = true;
+      a.overSince = Date.now();
+      this.pausing.add(a);
+    } else if (a.overWatermark && unacked < this.options.lowWatermark) {
+      a.overWatermark = false;
+      this.pausing.delete(a);
+    } else return;
     const w = this.watched.get(a.sid);
     if (w) this.sendWatch(w);
   }

@@ -24,7 +24,12 @@ import { LoginGuard, type LoginVia } from './login-guard.js';
 import { chooseVariant, notModified, StaticAssets } from './static-assets.js';
 
 const MAX_BODY = 64 * 1024;
-const OVERSIZE_GRACE = 16;
+/**
+ * uWS holds an unfinished frame up to maxPayloadLength before it can refuse it: 4x the
+ * limit keeps a proper 1009 for merely oversized frames while bounding what a
+ * connection that never finishes its frame costs (16x cost ~1 MiB each, 300 MB for 300).
+ */
+const OVERSIZE_GRACE = 4;
 const DEFAULT_LOGIN_FAILURE_RATE = 10;
 const ASSET_TYPES = {
   'index.html': 'text/html; charset=utf-8',
@@ -172,9 +177,9 @@ export class Server {
   private routes(): void {
     const { edge, metrics, logger } = this.deps;
     this.app.ws<SocketData>('/v1/ws', {
-      // uWS drops an over-long message with no close frame (1006). We let up to 16x the
-      // limit through so a merely oversized frame gets a proper 1009; beyond that uWS's
-      // abrupt close protects memory.
+      // uWS drops an over-long message with no close frame (1006). We let up to
+      // OVERSIZE_GRACE times the limit through so a merely oversized frame gets a proper
+      // 1009; beyond that uWS's abrupt close protects memory.
       maxPayloadLength: this.options.maxFrame * OVERSIZE_GRACE,
       maxBackpressure: this.options.maxBackpressure,
       closeOnBackpressureLimit: 0,
