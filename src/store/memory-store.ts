@@ -1,7 +1,7 @@
 import { SwitchboardError } from '../errors/errors.js';
 import { sliceChunks } from '../log/slice.js';
 import type { LogChunk } from '../log/log.js';
-import type { Epoch, Offset, SessionId } from '../util/ids.js';
+import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
 import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, Store } from './store.js';
 
 /**
@@ -95,6 +95,20 @@ export class MemoryStore implements Store {
 
   async archivedHead(sid: SessionId): Promise<Offset> {
     return this.archives.get(sid)?.head ?? 0;
+  }
+
+  async archivedHeads(sids: readonly SessionId[]): Promise<Map<SessionId, Offset>> {
+    return new Map(sids.map((sid) => [sid, this.archives.get(sid)?.head ?? 0]));
+  }
+
+  async moveSessions(moves: ReadonlyArray<{ sid: SessionId; epoch: Epoch }>, node: NodeId): Promise<Set<SessionId>> {
+    const moved = new Set<SessionId>();
+    for (const m of moves) if (await this.updateSession(m.sid, m.epoch, { node, status: 'running' })) moved.add(m.sid);
+    return moved;
+  }
+
+  async appendEvents(events: readonly SessionEvent[]): Promise<void> {
+    for (const e of events) await this.appendEvent(e);
   }
 
   isHealthy(): boolean {

@@ -2,7 +2,7 @@ import type { Pool, QueryResult, QueryResultRow } from 'pg';
 import { SwitchboardError } from '../errors/errors.js';
 import { sliceChunks } from '../log/slice.js';
 import type { LogChunk } from '../log/log.js';
-import type { Epoch, Offset, SessionId } from '../util/ids.js';
+import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
 import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, Store } from './store.js';
 
 /** One archive write: `data` at byte offset `off` of `sid`'s output, by the holder of `epoch`. */
@@ -271,6 +271,35 @@ export class PostgresStore implements Store, ArchiveSink {
    * to drop) ends the run: the next read from there starts after the hole, so the first
    * chunk's `off` > `from` tells the caller bytes are missing.
    */
+  async archivedHeads(sids: readonly SessionId[]): Promise<Map<SessionId, Offset>> {
+    if (sids.length === 0) return new Map();
+    // One index probe per session (the last row by offset), in one statement.
+    const { rows } = await this.query<{ sid: string; end: string | null }>(
+      `SELECT v.sid, (SELECT o.off + octet_length(o.data) FROM session_output o WHERE o.sid = v.sid ORDER BY o.off DESC LIMIT 1) AS end
+       FROM unnest($1::text[]) AS v(sid)`, [sids]);
+    return new Map(rows.map((r) => [r.sid, r.end === null ? 0 : Number(r.end)]));
+  }
+
+  async moveSessions(moves: ReadonlyArray<{ sid: SessionId; epoch: Epoch }>, node: NodeId): Promise<Set<SessionId>> {
+    if (moves.length === 0) return new Set();
+    const { rows } = await this.query<{ sid: string }>(
+      `UPDATE sessions s SET epoch = v.epoch, node = $3, status = 'running'
+       FROM unnest($1::text[], $2::bigint[]) AS v(sid, epoch)
+       WHERE s.sid = v.sid AND s.epoch <= v.epoch
+       RETURNING s.sid`,
+      [moves.map((m) => m.sid), moves.map((m) => m.epoch), node]);
+    return new Set(rows.map((r) => r.sid));
+  }
+
+  async appendEvents(events: readonly SessionEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.query(
+      `INSERT INTO session_events (sid, epoch, type, detail, at)
+       SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[], $5::timestamptz[])`,
+      [events.map((e) => e.sid), events.map((e) => e.epoch), events.map((e) => e.type),
+        events.map((e) => JSON.stringify(e.detail)), events.map((e) => new Date(e.at))]);
+  }
+
   async archivedHead(sid: SessionId): Promise<Offset> {
     // The last row by offset (an index scan backwards on (sid, off)).
     const { rows } = await this.query<{ end: string }>(

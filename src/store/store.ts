@@ -90,6 +90,14 @@ export interface Store {
   readArchive(sid: SessionId, from: Offset, maxBytes: number): Promise<LogChunk[]>;
   /** The end of the archived output (0 when none): a floor for the head after Redis lost a log. */
   archivedHead(sid: SessionId): Promise<Offset>;
+  /** archivedHead of many sessions in one round trip (a takeover of a dead node's sessions). */
+  archivedHeads(sids: readonly SessionId[]): Promise<Map<SessionId, Offset>>;
+  /**
+   * Moves many sessions to `node`, running, at their new epochs, in one write; each row
+   * is conditional on its epoch like `updateSession`. Returns the sids that moved.
+   */
+  moveSessions(moves: ReadonlyArray<{ sid: SessionId; epoch: Epoch }>, node: NodeId): Promise<Set<SessionId>>;
+  appendEvents(events: readonly SessionEvent[]): Promise<void>;
   isHealthy(): boolean;
   close(): Promise<void>;
 }

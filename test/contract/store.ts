@@ -235,6 +235,35 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     t.pass('an empty touch is fine');
   });
 
+  t.test('batched takeover writes: moveSessions, archivedHeads, appendEvents', async (t) => {
+    const store = await setup(t);
+    const a = sessionRecord({ epoch: 2, status: 'running' });
+    const b = sessionRecord({ epoch: 7, status: 'running' });
+    await store.createSession(a);
+    await store.createSession(b);
+    const moved = await store.moveSessions([{ sid: a.sid, epoch: 3 }, { sid: b.sid, epoch: 6 }, { sid: newSessionId(), epoch: 1 }], 'n9');
+    t.strictSame([...moved], [a.sid], 'only the session whose epoch is not newer moved');
+    const gotA = (await store.getSession(a.sid))!;
+    t.same([gotA.node, gotA.epoch, gotA.status], ['n9', 3, 'running']);
+    t.equal((await store.getSession(b.sid))!.node, b.node, 'a stale epoch changes nothing');
+    t.strictSame([...(await store.moveSessions([], 'n9'))], []);
+
+    await archiveAll(store, a.sid, 3, 0, [Buffer.from('hello '), Buffer.from('world')]);
+    const heads = await store.archivedHeads([a.sid, b.sid]);
+    t.equal(heads.get(a.sid), 11, 'the end of the archived output');
+    t.equal(heads.get(b.sid), 0, 'nothing archived: 0');
+    t.equal((await store.archivedHeads([])).size, 0);
+
+    const events = [
+      { sid: a.sid, epoch: 3, type: 'takeover', detail: { from: 'n1' }, at: T0 },
+      { sid: b.sid, epoch: 7, type: 'takeover', detail: { from: 'n2', head: 5 }, at: T0 + 1 },
+    ];
+    await store.appendEvents(events);
+    await store.appendEvents([]);
+    t.strictSame(await store.listEvents(a.sid), [events[0]]);
+    t.strictSame(await store.listEvents(b.sid), [events[1]]);
+  });
+
   t.test('archive and readArchive: exact bytes from any offset', async (t) => {
     const store = await setup(t);
     const rec = sessionRecord({ epoch: 3 });
