@@ -76,6 +76,8 @@ if (urlToken !== null) {
 }
 
 let sid: string | undefined = params.get('sid') ?? undefined;
+/** `?role=viewer` (a viewer share link's page): attach as viewer, send no input. */
+const role = params.get('role') === 'viewer' ? 'viewer' : 'writer';
 let nextOffset: number | undefined;
 let socket: WebSocket | undefined;
 /** The current socket finished open/attach: output flows and input may be sent. */
@@ -144,7 +146,7 @@ window.addEventListener('resize', scheduleFit);
 new ResizeObserver(scheduleFit).observe(container);
 
 term.onResize(({ cols, rows }) => {
-  if (live && sid) send({ t: 'resize', sid, cols, rows });
+  if (live && sid && role === 'writer') send({ t: 'resize', sid, cols, rows });
 });
 term.onData((text) => sendInput(encoder.encode(text)));
 // Some mouse reports are not UTF-8: one byte per character.
@@ -193,7 +195,7 @@ function connect(): void {
     if (socket !== ws) return;
     pendingRef = refCounter++;
     if (sid) {
-      const frame: Record<string, unknown> = { t: 'attach', ref: pendingRef, sid, role: 'writer' };
+      const frame: Record<string, unknown> = { t: 'attach', ref: pendingRef, sid, role };
       if (nextOffset !== undefined) frame.from = nextOffset;
       send(frame);
     } else {
@@ -283,7 +285,7 @@ function onFrame(f: ServerFrame): void {
       node = f.node;
       becameLive();
       // Our window decides our size; the session's resize policy decides the rest.
-      if (f.cols !== term.cols || f.rows !== term.rows) send({ t: 'resize', sid, cols: term.cols, rows: term.rows });
+      if (role === 'writer' && (f.cols !== term.cols || f.rows !== term.rows)) send({ t: 'resize', sid, cols: term.cols, rows: term.rows });
       return;
     case 'out':
       if (f.sid === sid) onOutput(f);
@@ -385,7 +387,7 @@ function onError(f: ErrorFrame): void {
 // ─── input and flow control ───────────────────────────────────────────────────
 
 function sendInput(data: Uint8Array): void {
-  if (stopped) return;
+  if (stopped || role === 'viewer') return;
   if (live && sid && socket?.readyState === WebSocket.OPEN) {
     send({ t: 'in', sid, data });
     return;
