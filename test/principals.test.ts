@@ -4,7 +4,7 @@
  * trail and the per-principal limits. Across nodes: principals-distributed.test.ts.
  */
 import t from 'tap';
-import { SignJWT } from 'jose';
+import { generateKeyPair, SignJWT } from 'jose';
 import { LinkSigner, newLinkId } from '../src/auth/links.js';
 import type { Store } from '../src/store/store.js';
 import { newSessionId } from '../src/util/ids.js';
@@ -91,6 +91,19 @@ t.test('expired, forged and unknown tokens: 401 everywhere, counted as failed lo
   const elsewhere = await upgradeStatus(guarded.port, { headers: bearer(alice), localAddress: '127.0.0.2' });
   t.equal(elsewhere.status, 101, 'another address is not affected');
   t.match(await rawRequest(guarded.port, { path: '/metrics', headers: bearer(TEST_TOKEN), localAddress: '127.0.0.3' }).then((r) => r.text), /switchboard_login_failures_total\{[^}]*\} 4/);
+});
+
+t.test('a key set that cannot be fetched: 503, and not a failed login', async (t) => {
+  const jwks = await startNode(['--jwks-url', 'http://127.0.0.1:1/jwks.json', '--login-failure-rate', '1']);
+  t.teardown(() => jwks.stop());
+  const { privateKey } = await generateKeyPair('ES256');
+  const token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setExpirationTime(nowS() + 600).sign(privateKey);
+  for (let i = 0; i < 3; i++) t.equal((await upgradeStatus(jwks.port, { headers: bearer(token) })).status, 503, `attempt ${i + 1}: unavailable`);
+  const viaApi = await rawRequest(jwks.port, { path: '/v1/sessions', headers: bearer(token) });
+  t.equal(viaApi.status, 503);
+  t.match(viaApi.json().message, /SWITCHBOARD_JWKS_URL/);
+  t.equal((await upgradeStatus(jwks.port, { headers: bearer(TEST_TOKEN) })).status, 101, 'never counted: the admin token still gets in from that address');
+  t.equal((await upgradeStatus(jwks.port, { headers: bearer(await jwt('alice')) })).status, 401, 'an HS256 JWT without a secret is simply wrong');
 });
 
 t.test('users see, attach to, type into and kill only their own sessions; others get not_found', async (t) => {
