@@ -559,8 +559,16 @@ export class Server {
     if (token === null) return this.asset(reply, 'index.html', acceptEncoding, ifNoneMatch);
     params.delete('token');
     params.delete('link');
-    if (!this.options.authRequired) return reply.send(302, '', 'text/plain', { Location: pageLocation(params) });
-    const principal = await this.authorize(token, ip, 'page', info.url.split('?')[0]!);
+    if (!this.options.authRequired) {
+      // Everyone is the admin: no cookie, but a link still leads to its session.
+      const scope = await this.auth.links.verify(token).catch(() => undefined);
+      if (scope) {
+        params.set('sid', scope.sid);
+        params.set('role', scope.role);
+      }
+      return reply.send(302, '', 'text/plain', { Location: pageLocation(params) });
+    }
+    const principal = await this.authorize(token, ip, 'page', info.url);
     if ('status' in principal) {
       const text = principal.status === 401 ? `${principal.message.split(':')[0]}: open the URL the server printed at start, or ask for a new link\n` : `${principal.message}\n`;
       return reply.send(principal.status, text, 'text/plain', principal.headers);
@@ -624,6 +632,8 @@ export class Server {
   }
 
   closeAll(): void {
+    // Nothing more will be audited: write what waits while the store is still open.
+    void this.auditor.flush();
     for (const ws of [...this.sockets]) {
       try {
         ws.end(CLOSE.goingAway.code, 'server shutting down');
