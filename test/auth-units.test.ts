@@ -78,6 +78,7 @@ t.test('access checks: own sessions, not_found for others, links scoped to one s
   t.equal(code(() => checkAttach(viewer, mine, 'viewer')), undefined);
   t.equal(code(() => checkAttach(viewer, mine, 'writer')), 'forbidden', 'a viewer link cannot attach as writer');
   t.equal(code(() => checkAttach(writer, mine, 'writer')), undefined);
+  t.equal(code(() => checkAttach(writer, mine, 'writer', writer.link!.expiresAt)), 'unauthorized', 'not once expired');
   t.equal(code(() => checkAttach(viewer, { sid: theirs.sid, owner: 'alice' }, 'viewer')), 'not_found', 'another session, even of the same owner');
   t.equal(code(() => checkKill(writer, mine)), 'forbidden', 'a link never kills');
   t.equal(code(() => checkOpen(writer)), 'forbidden');

@@ -72,9 +72,13 @@ export function checkList(p: Principal): void {
   if (p.link) throw new SwitchboardError('forbidden', 'a share link can only attach to the session it was made for; it cannot list sessions');
 }
 
-/** Attaching as `role`: the session must be visible; a viewer link cannot attach as writer. */
-export function checkAttach(p: Principal, s: Owned, role: Role): void {
+/**
+ * Attaching as `role`: the session must be visible; a viewer link cannot attach as
+ * writer, and an expired link not at all (its socket is closed soon anyway).
+ */
+export function checkAttach(p: Principal, s: Owned, role: Role, now = Date.now()): void {
   if (!canSee(p, s)) throw notFound(s.sid);
+  if (p.link && p.link.expiresAt <= now) throw new SwitchboardError('unauthorized', 'this share link has expired; ask for a new one');
   if (p.link && p.link.role === 'viewer' && role !== 'viewer') {
     throw new SwitchboardError('forbidden', 'this share link is for viewing: attach with role viewer');
   }
