@@ -93,9 +93,7 @@ t.test('the host stalls past its lease (SIGSTOP) with no other host: its session
   host.signal('SIGSTOP');
   await sleep(STALL_MS); // the stall itself is what is tested
   host.signal('SIGCONT');
-  await until(() => host.logs.slice(before).some((l) => /ownership verified/.test(l) && /node lease lapsed/.test(l)), 'the host checks its owner records after the lapse');
-  const verified = JSON.parse(host.logs.slice(before).find((l) => /ownership verified/.test(l))!) as { ended: number };
-  t.equal(verified.ended, 0, 'no other node took anything over, so nothing ended');
+  await until(() => host.logs.slice(before).some((l) => /node lease lapsed/.test(l)), 'the host notices its lease lapsed');
   await carriedOn(t, client, sid, 25);
   client.close();
 });

@@ -263,7 +263,7 @@ export const DEFAULTS = {
   maxFrame: 64 * KiB,
   highWatermark: 256 * KiB,
   lowWatermark: 64 * KiB,
-  leaseTtlMs: 1_500,
+  leaseTtlMs: 1_000,
   drainDeadlineMs: 30_000,
   capacity: 20_000,
   limitFailMode: 'open' as FailMode,

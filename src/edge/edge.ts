@@ -34,6 +34,7 @@ import type { ControlMessage, InputCommand, OpenRequest, WatchCommand } from '..
 import type { Rpc } from '../node/rpc.js';
 import { MemoryLimiter } from '../limit/memory-limiter.js';
 import { Attachment } from './attachment.js';
+import { InputHold } from './input-hold.js';
 import { ClientConn, type SocketLike } from './client-conn.js';
 import { pickHost } from './placement.js';
 import { Gate } from './gate.js';
@@ -55,6 +56,9 @@ const OPEN_TIMEOUT_MS = 10_000;
 const KILL_TIMEOUT_MS = 5_000;
 /** Retry hint for input sent while a session has no owner: about one reaper pass. */
 const NO_OWNER_RETRY_MS = 500;
+/** Input held per session while it has no owner, and for how long at most. */
+const HELD_INPUT_BYTES = 64 * 1024;
+const HELD_INPUT_MS = 10_000;
 /**
  * Most output a screen snapshot replays (the newest bytes of the window): parsing costs
  * ~200 ms of CPU per MiB whatever the replay window is configured to.
@@ -109,6 +113,11 @@ export class Edge {
   private snapshotsRefused = 0;
   /** Per-principal limits and the audit trail (src/auth/access.ts); the server sets them. */
   private access: SessionAccess = UNCHECKED_ACCESS;
+  /** The registry read in flight, if any, shared by concurrent opens. */
+  private nodesRead: Promise<NodeInfo[]> | undefined;
+  private readonly inputHold = new InputHold({ maxBytesPerSession: HELD_INPUT_BYTES, maxAgeMs: HELD_INPUT_MS },
+    (item, sid, why) => this.refuseInput(item.client, sid, why));
+  private holdTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {
     this.configure(options.limits ?? DEFAULT_EDGE_LIMITS);
@@ -143,6 +152,8 @@ export class Edge {
   }
 
   start(): void {
+    this.holdTimer = setInterval(() => this.inputHold.expire(), 1_000);
+    this.holdTimer.unref();
     this.deps.bus.onRestore(() => {
       // Events published while the bus was down are lost: catch everyone up from the log.
       for (const w of this.watched.values()) {
@@ -381,15 +392,45 @@ export class Edge {
    * publishes in order, and `in` is the hot path (no promise of our own per keystroke).
    */
   private control(client: ClientConn, sid: SessionId, message: ControlMessage): void {
-    this.deps.bus.publish(sessionControl(sid), encodeValue(message)).then((receivers) => {
+    const payload = encodeValue(message);
+    // Input queued behind earlier input that found no owner keeps its order.
+    if (this.inputHold.isHolding(sid)) {
+      this.inputHold.hold(sid, { client, payload });
+      return;
+    }
+    this.publishControl(client, sid, payload, true);
+  }
+
+  private publishControl(client: ClientConn, sid: SessionId, payload: Uint8Array, mayHold: boolean): void {
+    this.deps.bus.publish(sessionControl(sid), payload).then((receivers) => {
+      if (receivers > 0) return;
       // Nobody runs the session right now (its node died; a takeover is under way):
-      // say so rather than let the input vanish.
-      if (receivers === 0) {
-        this.sendError(client, new SwitchboardError('unavailable', `session ${sid} has no running owner right now (a takeover may be under way); your ${message.t} was not delivered, send it again`, { retryMs: NO_OWNER_RETRY_MS }), undefined, sid);
-      }
+      // hold the input for the new owner, or say so, rather than let it vanish.
+      if (mayHold && this.watched.has(sid)) this.inputHold.hold(sid, { client, payload });
+      else this.refuseInput(client, sid, 'no node runs the session right now');
     }, (err: unknown) => {
       this.sendError(client, new SwitchboardError('unavailable', 'the message bus is unreachable; input was not delivered, try again', { retryMs: BACKEND_RETRY_MS, cause: err }), undefined, sid);
     });
+  }
+
+  /**
+   * Placement's view of the cluster. Opens that arrive while a registry read is in flight
+   * share it (single flight): one read per open was a Redis script per session opened.
+   */
+  private liveNodes(): Promise<NodeInfo[]> {
+    if (!this.nodesRead) {
+      const read = this.deps.registry.list();
+      this.nodesRead = read;
+      const done = (): void => {
+        if (this.nodesRead === read) this.nodesRead = undefined;
+      };
+      read.then(done, done);
+    }
+    return this.nodesRead;
+  }
+
+  private refuseInput(client: ClientConn, sid: SessionId, why: string): void {
+    this.sendError(client, new SwitchboardError('unavailable', `session ${sid}: ${why}; your input was not delivered, send it again`, { retryMs: NO_OWNER_RETRY_MS }), undefined, sid);
   }
 
   // ─── open, attach, kill ───────────────────────────────────────────────────
@@ -443,7 +484,7 @@ export class Edge {
     }
     let nodes: NodeInfo[];
     try {
-      nodes = await this.deps.registry.list();
+      nodes = await this.liveNodes();
     } catch (err) {
       throw this.unreachable('the node registry', err);
     }
@@ -613,6 +654,7 @@ export class Edge {
     if (!w || !w.attachments.delete(a)) return;
     if (tellHost) this.sendWatch(w);
     if (w.attachments.size === 0) {
+      this.inputHold.drop(a.sid, 'no client here watches the session any more');
       this.watched.delete(a.sid);
       w.unsubscribe?.();
       w.unsubscribe = undefined;
@@ -665,6 +707,11 @@ export class Edge {
       for (const a of w.attachments) this.deliverOut(a, event, payload);
       return;
     }
+    if (event.t === 'owner') {
+      // The new owner listens already (it announces only then): what waited goes now.
+      for (const item of this.inputHold.release(w.sid)) if (!item.client.closed) this.publishControl(item.client, w.sid, item.payload, false);
+    }
+    if (event.t === 'exit') this.inputHold.drop(w.sid, 'the session ended');
     for (const a of w.attachments) {
       if (a.state === 'live') a.client.socket.send(payload);
       else if (a.state !== 'closed') a.held.push(payload);
@@ -793,6 +840,7 @@ export class Edge {
 
   close(): void {
     this.snapshots.close();
+    clearInterval(this.holdTimer);
     for (const w of this.watched.values()) w.unsubscribe?.();
     this.watched.clear();
   }
