@@ -19,7 +19,7 @@ import type { Host } from './host.js';
 
 const MAX_PER_PASS = 2_000;
 /** Sessions taken over per batch (one PostgreSQL write each for heads, moves, events). */
-const TAKEOVER_BATCH = 500;
+const TAKEOVER_BATCH = 1_000;
 
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
