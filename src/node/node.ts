@@ -27,6 +27,8 @@ import type { Seams } from './wiring.js';
 /** Heartbeats per node lease TTL: a stall shorter than 5/6 of the TTL loses nothing. */
 const HEARTBEATS_PER_TTL = 6;
 const RECONCILE_MS = 200;
+/** Read once: os.cpus() parses /proc each call, and heartbeats run six times per TTL. */
+const CORES = Math.max(1, cpus().length);
 const BYE_BATCH = 200;
 const BYE_PAUSE_MS = 50;
 const BYE_RETRY_MS = 250;
@@ -171,7 +173,7 @@ export class SwitchboardNode {
     const usage = process.cpuUsage(this.cpuMark.usage);
     const elapsedUs = Number(now - this.cpuMark.at) / 1000;
     this.cpuMark = { usage: process.cpuUsage(), at: now };
-    this.lastCpu = elapsedUs > 0 ? Math.round(((usage.user + usage.system) / elapsedUs / Math.max(1, cpus().length)) * 1000) / 1000 : 0;
+    this.lastCpu = elapsedUs > 0 ? Math.round(((usage.user + usage.system) / elapsedUs / CORES) * 1000) / 1000 : 0;
     const sentAt = Date.now();
     try {
       // The heartbeat is this node's lease: other nodes take its sessions over once it
