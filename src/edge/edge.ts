@@ -148,6 +148,11 @@ export class Edge {
     return this.watched.size;
   }
 
+  /** How many output bytes each session has produced (its log head), null when unknown. */
+  async outputBytes(sids: readonly SessionId[]): Promise<Array<number | null>> {
+    return Promise.all(sids.map((sid) => this.deps.log.bounds(sid).then((b) => b?.head ?? null, () => null)));
+  }
+
   // ─── connections ──────────────────────────────────────────────────────────
 
   connect(socket: SocketLike, principal: string, ip: string): ClientConn {
@@ -311,6 +316,7 @@ export class Edge {
         const command: InputCommand = { t: 'in', data: frame.data, c: client.id, e: this.options.nodeId };
         if (frame.n !== undefined) command.n = frame.n;
         this.control(client, a.sid, command);
+        if (a.timesKeys && a.keyAt === 0) a.keyAt = performance.now();
         return undefined;
       }
       case 'resize': {
@@ -388,6 +394,7 @@ export class Edge {
     const existing = client.attachments.get(sid);
     if (existing) this.detach(existing);
     const a = this.register(client, sid, 'writer', 0);
+    a.timesKeys = frame.spec.kind !== 'agent';
     this.send(client, { t: 'opened', ref: frame.ref, sid, node });
     this.begin(a);
   }
@@ -399,8 +406,14 @@ export class Edge {
    */
   async place(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: string): Promise<{ sid: SessionId; node: NodeId }> {
     this.checkSize(frame.spec.cols, frame.spec.rows);
+    const started = performance.now();
     const placing = this.opens.tryRun(() => this.placeNow(frame, principal));
-    if (placing) return placing;
+    if (placing) {
+      return placing.then((placed) => {
+        this.deps.metrics.open.observe((performance.now() - started) / 1000);
+        return placed;
+      });
+    }
     this.opensRefused++;
     const retryMs = this.opens.retryMs(1000);
     throw new SwitchboardError('unavailable', `this node has ${this.opens.queued} opens waiting already; retry in ${retryMs} ms, or open through another node`, { retryMs });
@@ -483,6 +496,7 @@ export class Edge {
     const existing = client.attachments.get(frame.sid);
     if (existing) this.detach(existing);
     const a = this.register(client, frame.sid, frame.role, frame.from ?? (screen ? head : start), ended);
+    a.timesKeys = record.kind !== 'agent';
     this.send(client, { t: 'attached', ref: frame.ref, sid: frame.sid, head, node: record.node, cols: record.cols, rows: record.rows });
     if (!screen) {
       this.begin(a);
@@ -632,6 +646,7 @@ export class Edge {
     try {
       event = decodeMessage(payload) as ServerFrame;
     } catch {
+      this.deps.metrics.undecodable.inc();
       return;
     }
     if (event.t === 'out') {
@@ -665,6 +680,10 @@ export class Edge {
     a.client.socket.send(bytes);
     a.next = end;
     this.deps.metrics.bytesOut.inc(event.data.length);
+    if (a.keyAt !== 0) {
+      this.deps.metrics.observeKeystroke(performance.now() - a.keyAt);
+      a.keyAt = 0;
+    }
     this.afterSend(a);
   }
 
