@@ -5,7 +5,7 @@
  * daemon, not a child, and used to survive). Each run gets a private TMPDIR and a marker
  * in its environment, so its processes can be told from everyone else's.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
@@ -43,7 +43,7 @@ interface Run {
   exited: Promise<number | null>;
 }
 
-function startCluster(t: Tap.Test, args: string[], env: Record<string, string>): Run {
+function startCluster(t: Test, args: string[], env: Record<string, string>): Run {
   const dir = mkdtempSync(join(tmpdir(), 'sb-robust-'));
   // PostgreSQL runs as its own user and must reach its data dir inside this one.
   chmodSync(dir, 0o755);
@@ -65,7 +65,7 @@ function startCluster(t: Tap.Test, args: string[], env: Record<string, string>):
 }
 
 /** After the CLI exited: nothing of its own runs, and its temp dir is empty. */
-async function nothingLeft(t: Tap.Test, run: Run): Promise<void> {
+async function nothingLeft(t: Test, run: Run): Promise<void> {
   // Processes it stopped may take a moment to be reaped by their parents.
   await until(() => processesOf(run.dir, run.mark).length === 0, `no process of the run left (${processesOf(run.dir, run.mark).join('; ')})`, 10_000)
     .then(() => t.pass('no process of the run is left'), (err: Error) => t.fail(err.message));

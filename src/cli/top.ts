@@ -11,7 +11,10 @@
  */
 import { parseArgs } from 'node:util';
 import type { ClusterView, NodeView, SessionView } from '../edge/cluster-view.js';
+import { formatAge, formatBeat, formatBytes, formatMs, formatPercent as percent } from '../util/format.js';
 import { DEFAULT_URL, getJson } from './ls.js';
+
+export { formatAge, formatBytes };
 
 export const TOP_HELP = `Usage: switchboard top [options]
 
@@ -102,44 +105,6 @@ export function totals(view: ClusterView): Totals {
     if (n.draining) draining++;
   }
   return { nodes: view.nodes.length, sessions, clients, capacity, draining, listedSessions: view.sessions.length };
-}
-
-export function formatBytes(n: number | null | undefined): string {
-  if (n === null || n === undefined || !Number.isFinite(n)) return '-';
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
-}
-
-export function formatAge(ms: number): string {
-  if (!Number.isFinite(ms)) return '-';
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
-  return `${Math.floor(s / 86_400)}d${String(Math.floor(s / 3600) % 24).padStart(2, '0')}h`;
-}
-
-/** Heartbeat age with a tenth of a second: a healthy node stays well under its lease TTL. */
-function formatBeat(ms: number): string {
-  if (!Number.isFinite(ms)) return '-';
-  return ms < 60_000 ? `${(Math.max(0, ms) / 1000).toFixed(1)}s` : formatAge(ms);
-}
-
-function formatMs(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '-';
-  return ms < 10 ? `${ms.toFixed(2)}ms` : ms < 100 ? `${ms.toFixed(1)}ms` : `${Math.round(ms)}ms`;
-}
-
-function percent(fraction: number | undefined): string {
-  if (fraction === undefined || !Number.isFinite(fraction)) return '-';
-  return `${(fraction * 100).toFixed(1)}%`;
 }
 
 export function sortNodes(nodes: readonly NodeView[], key: SortKey): NodeView[] {
