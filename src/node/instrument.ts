@@ -235,3 +235,9 @@ export function instrumentHost(metrics: Metrics, host: Pick<Host, 'count' | 'ses
     metrics.register('switchboard_kernel_pty_max', 'PTYs the kernel allows (kernel.pty.max)', 'gauge', () => readKernelPtys()?.max ?? Number.NaN);
   }
 }
+
+/** The node's own state: ready (what /readyz answers) and draining. */
+export function instrumentNode(metrics: Metrics, node: { readiness(): { ok: boolean }; readonly state: string }): void {
+  metrics.register('switchboard_ready', '1 while /readyz answers 200 (stores reachable, registered, not draining)', 'gauge', () => (node.readiness().ok ? 1 : 0));
+  metrics.register('switchboard_draining', '1 while this node drains (it is not ready then, by design)', 'gauge', () => (node.state === 'draining' ? 1 : 0));
+}

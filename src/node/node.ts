@@ -21,7 +21,7 @@ import type { NodeId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import type { InboxMessage } from './messages.js';
 import { Metrics } from './metrics.js';
-import { instrumentHost, instrumentSeams } from './instrument.js';
+import { instrumentHost, instrumentNode, instrumentSeams } from './instrument.js';
 import { Rpc } from './rpc.js';
 import type { Seams } from './wiring.js';
 
@@ -56,6 +56,7 @@ export class SwitchboardNode {
 
   constructor(readonly config: Config, readonly seams: Seams, private readonly logger: Logger, backends: BackendFactory = defaultBackends) {
     this.seams = seams = instrumentSeams(seams, this.metrics, config.nodeId);
+    instrumentNode(this.metrics, this);
     this.rpc = new Rpc(seams.bus, config.nodeId);
     const isHost = config.role !== 'edge';
     // Every node terminates clients (a host-only node is simply not in front of a load
