@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Bus, Unsubscribe } from '../bus/bus.js';
 import type { Host } from '../host/host.js';
-import { FencedError } from '../errors/errors.js';
+import { FencedError, SwitchboardError } from '../errors/errors.js';
 import { decodeMessage, encodeValue } from '../protocol/codec.js';
 import type { NodeId } from '../util/ids.js';
 import type { Metrics } from './metrics.js';
@@ -96,7 +96,8 @@ export function instrumentSeams(seams: Seams, metrics: Metrics, nodeId: NodeId):
     const call = method(seams.store, op);
     storeOverrides[op] = (...args) => {
       const result = (call(...args) as Promise<unknown>).catch((err: unknown) => {
-        metrics.storeErrors.inc({ op });
+        // A refusal the contract defines (a taken sid) is an answer, not a failure.
+        if (!(err instanceof SwitchboardError && err.code === 'conflict')) metrics.storeErrors.inc({ op });
         throw err;
       });
       if (op !== 'updateSession') return result;

@@ -41,13 +41,16 @@ export class Gauge {
 class Scraped {
   constructor(readonly name: string, readonly help: string, readonly type: MetricType, private readonly read: () => number) {}
   get(): { name: string; help: string; type: MetricType; aggregator: 'sum'; values: Array<{ value: number; labels: Record<string, string> }> } {
-    let value: number;
+    // A reader that fails (its component is closing) leaves the sample out: the scrape
+    // still succeeds, and Prometheus sees the series as absent rather than a made-up value.
+    let values: Array<{ value: number; labels: Record<string, string> }> = [];
     try {
-      value = this.read();
+      const value = this.read();
+      if (Number.isFinite(value)) values = [{ value, labels: {} }];
     } catch {
-      value = Number.NaN;
+      // left out
     }
-    return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: [{ value, labels: {} }] };
+    return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values };
   }
   reset(): void {}
 }
@@ -63,14 +66,14 @@ export const KEYSTROKE_WINDOW_MS = 60_000;
 
 /**
  * The most recent samples (a ring), for a p99 over the last minute. Recording is two
- * array stores; the percentile is computed at most once a second, when asked.
+ * array stores; the percentile is computed when asked (each heartbeat: a sort of at
+ * most WINDOW_SAMPLES numbers a few times a second).
  */
 export class LatencyWindow {
   private readonly values = new Float64Array(WINDOW_SAMPLES);
   private readonly times = new Float64Array(WINDOW_SAMPLES);
   private next = 0;
   private count = 0;
-  private cached: { at: number; p99: number | null } = { at: Number.NEGATIVE_INFINITY, p99: null };
 
   constructor(private readonly windowMs = KEYSTROKE_WINDOW_MS, private readonly now: () => number = Date.now) {}
 
@@ -84,11 +87,9 @@ export class LatencyWindow {
   /** p99 in milliseconds of the samples of the last window; null when there are none. */
   p99(): number | null {
     const now = this.now();
-    if (now - this.cached.at < 1_000) return this.cached.p99;
     const recent: number[] = [];
     for (let i = 0; i < this.count; i++) if (now - this.times[i]! <= this.windowMs) recent.push(this.values[i]!);
-    this.cached = { at: now, p99: percentile(recent, 0.99) };
-    return this.cached.p99;
+    return percentile(recent, 0.99);
   }
 }
 

@@ -25,8 +25,8 @@ export interface NodeInfo {
   /** CPU use since the previous heartbeat, 0-1 per core summed. */
   cpu: number;
   /**
-   * p99 of the keystroke round trips this node's clients saw over the last minute, ms;
-   * null without keystrokes. Absent from nodes of older versions.
+   * p99 of the keystroke round trips this node's clients saw over the last minute (the
+   * 2048 most recent at most), ms; null without keystrokes. Absent from older nodes.
    */
   keystrokeP99Ms?: number | null;
 }
