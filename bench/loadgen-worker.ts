@@ -8,16 +8,18 @@
  * measured from that intended time. Output carries byte offsets, so keystroke i of a
  * session is output byte baseOff + i: no timestamps travel in the payload and batching
  * by the server (several keystrokes in one `out` frame) is handled exactly.
+ *
+ * The protocol is the shared client core's (src/client/core.ts: framing, ref matching,
+ * offsets, gaps, ack pacing); only what is hot stays here: each connection's `in` frame
+ * for a keystroke is encoded once and sent as is. No reconnects: a close is counted.
  */
 import WebSocket from 'ws';
-import { Packr, Unpackr } from 'msgpackr';
 import hdr from 'hdr-histogram-js';
 import type { Socket } from 'node:net';
 import { newHistogram as newHist } from './histograms.js';
+import { ClientCore, SessionOutput, SUBPROTOCOL, SwitchboardClientError, type ServerFrame } from '../src/client/core.js';
 import type { ConnSpec, ConnectMsg, MeasureMsg, ParentMsg, ResultMsg, Transport, WorkerMsg } from './loadgen-protocol.js';
 
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const SETUP_TIMEOUT_MS = 30_000;
 /** Send times are kept for the last RING keystrokes of each connection. */
 const RING = 256;
@@ -31,26 +33,18 @@ function send(msg: WorkerMsg): void {
   process.send!(msg);
 }
 
-interface Frame {
-  t: string;
-  ref?: number;
-  sid?: string;
-  off?: number;
-  data?: Uint8Array;
-  node?: string;
-  head?: number;
-  code?: string | number;
-  msg?: string;
-}
-
 /** One client connection and the session it types into or watches. */
 class Conn {
   ws: WebSocket | undefined;
+  core: ClientCore | undefined;
   sio: SioSocket | undefined;
   sid = '';
   node = '';
-  /** Next output offset expected. */
-  nextOff = 0;
+  /** The session's offsets (the core's record; socket.io keeps one of its own). */
+  out: SessionOutput | undefined;
+  /** Lost and repeated bytes when the current measurement began. */
+  lostAtStart = 0;
+  dupAtStart = 0;
   /** Offset of keystroke 0 of the current measurement. */
   baseOff = 0;
   /** Keystrokes sent in the current measurement. */
@@ -61,7 +55,6 @@ class Conn {
   alive = false;
   /** Flood: input bytes sent, for the closed-loop window. */
   floodSent = 0;
-  lastAck = 0;
   interrupted = false;
   resumedAt = 0;
   constructor(readonly spec: ConnSpec) {}
@@ -107,31 +100,29 @@ interface MeasureState {
   maxSendLagMs: number;
 }
 
-function onOut(c: Conn, off: number, len: number): void {
-  const at = now();
+/** Next output offset expected on `c`. */
+function nextOff(c: Conn): number {
+  return c.out?.next ?? 0;
+}
+
+function lostBytes(out: SessionOutput): number {
+  return out.missingBytes + out.gapBytes;
+}
+
+/** New output bytes [end - len, end) of `c` (the core has trimmed repeats and counted jumps). */
+function onOutput(c: Conn, len: number, end: number): void {
   const ms = measure;
-  let start = off;
-  if (off > c.nextOff) {
-    if (ms) ms.lostBytes += off - c.nextOff;
-  } else if (off < c.nextOff) {
-    if (ms) ms.dupBytes += Math.min(len, c.nextOff - off);
-    start = c.nextOff;
-  }
-  const end = off + len;
-  if (end <= c.nextOff) return;
-  c.nextOff = end;
   if (!ms) return;
+  const at = now();
+  const start = end - len;
   if (ms.m.watchResumeAfter !== undefined && c.interrupted && c.resumedAt === 0 && at > ms.m.watchResumeAfter) c.resumedAt = at;
   const floodReader = c.spec.flood || (c.spec.kind === 'pty' && !c.spec.writes);
   if (at >= ms.from && at < ms.to) {
-    ms.bytesIn += end - start;
-    if (floodReader) ms.floodBytesIn += end - start;
+    ms.bytesIn += len;
+    if (floodReader) ms.floodBytesIn += len;
   }
   // Flow control as a terminal does it: acknowledge what we have consumed.
-  if (c.spec.kind === 'pty' && c.nextOff - c.lastAck >= 64 * 1024) {
-    c.lastAck = c.nextOff;
-    sendFrame(c, { t: 'ack', sid: c.sid, off: c.nextOff });
-  }
+  if (c.spec.kind === 'pty') c.core?.consumed(c.sid, end);
   if (c.spec.flood) {
     topUpFlood(c);
     return;
@@ -152,11 +143,8 @@ function onOut(c: Conn, off: number, len: number): void {
   }
 }
 
-function onFrame(c: Conn, f: Frame): void {
+function onFrame(c: Conn, f: ServerFrame): void {
   switch (f.t) {
-    case 'out':
-      onOut(c, f.off!, f.data!.length);
-      return;
     case 'gap':
       if (measure) measure.gapFrames++;
       error(`gap on ${c.sid}`);
@@ -176,10 +164,10 @@ function onFrame(c: Conn, f: Frame): void {
   }
 }
 
-function sendFrame(c: Conn, frame: Record<string, unknown>): void {
+function sendIn(c: Conn, data: Uint8Array): void {
   if (!c.alive) return;
-  if (c.ws) c.ws.send(packr.pack(frame));
-  else if (c.sio) c.sio.emit(String(frame.t), frame);
+  if (c.core) c.core.send({ t: 'in', sid: c.sid, data });
+  else c.sio?.emit('in', { sid: c.sid, data });
 }
 
 function topUpFlood(c: Conn): void {
@@ -188,16 +176,26 @@ function topUpFlood(c: Conn): void {
   const size = ms.m.floodBytes ?? 16_384;
   const window = ms.m.floodWindow ?? 1 << 20;
   if (!c.inFrame || c.inFrame.length < size) c.inFrame = Buffer.alloc(size, 0x61);
-  while (c.floodSent - (c.nextOff - c.baseOff) < window) {
-    sendFrame(c, { t: 'in', sid: c.sid, data: c.inFrame });
+  while (c.floodSent - (nextOff(c) - c.baseOff) < window) {
+    sendIn(c, c.inFrame);
     c.floodSent += size;
   }
 }
 
 async function setupWs(c: Conn): Promise<void> {
-  const ws = new WebSocket(c.spec.url, ['switchboard.v1'], { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false });
+  const ws = new WebSocket(c.spec.url, [SUBPROTOCOL], { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false });
   c.ws = ws;
-  const reply = new Promise<Frame>((resolve, reject) => {
+  const core = new ClientCore({
+    output: (_s, data, end, snap) => {
+      // A screen snapshot (a viewer attaching without from) is not output bytes.
+      if (!snap) onOutput(c, data.length, end);
+    },
+    frame: (f) => onFrame(c, f),
+    undecodable: () => error('undecodable frame'),
+  }, { keepOutput: false, timeoutMs: SETUP_TIMEOUT_MS, ackDelayMs: 0 });
+  c.core = core;
+  ws.on('message', (data: Buffer) => core.receive(data));
+  await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('setup timed out')), SETUP_TIMEOUT_MS);
     ws.once('unexpected-response', (_req, res) => {
       clearTimeout(timer);
@@ -208,46 +206,31 @@ async function setupWs(c: Conn): Promise<void> {
       reject(err);
     });
     ws.once('open', () => {
-      c.alive = true;
-      if (c.spec.action === 'none') {
-        clearTimeout(timer);
-        resolve({ t: 'none' });
-        return;
-      }
-      ws.send(packr.pack(c.spec.action === 'open'
-        ? { t: 'open', ref: 1, kind: c.spec.kind ?? 'echo', ...(c.spec.cmd ? { cmd: c.spec.cmd } : {}), ...(c.spec.args ? { args: c.spec.args } : {}) }
-        : { t: 'attach', ref: 1, sid: c.spec.sid, role: c.spec.role ?? 'writer', ...(c.spec.from !== undefined ? { from: c.spec.from } : {}) }));
-    });
-    ws.on('message', (data: Buffer) => {
-      let f: Frame;
-      try {
-        f = unpackr.unpack(data) as Frame;
-      } catch {
-        error('undecodable frame');
-        return;
-      }
-      if (f.ref === 1 && (f.t === 'opened' || f.t === 'attached' || f.t === 'error')) {
-        clearTimeout(timer);
-        if (f.t === 'error') reject(new Error(`${f.code}: ${f.msg}`));
-        else resolve(f);
-        return;
-      }
-      onFrame(c, f);
+      clearTimeout(timer);
+      resolve();
     });
   });
   ws.on('close', (code) => {
+    core.transportDown(new SwitchboardClientError('unavailable', `closed ${code}`, undefined, { kind: 'close', code, reason: '' }));
     if (c.alive) {
       c.alive = false;
       if (measure) measure.closes++;
       if (!closing) error(`closed ${code}`);
     }
   });
-  const f = await reply;
-  c.sid = f.sid ?? '';
-  c.node = f.node ?? '';
-  if (f.t === 'opened') c.nextOff = 0;
-  else if (f.t === 'attached') c.nextOff = c.spec.from ?? f.head ?? 0;
-  if (c.sid) c.inFrame = Buffer.from(packr.pack({ t: 'in', sid: c.sid, data: KEY }));
+  c.alive = true;
+  core.transportUp((bytes) => ws.send(bytes));
+  if (c.spec.action === 'none') return;
+  const { spec } = c;
+  const reply = spec.action === 'open'
+    ? await core.request({ t: 'open', kind: spec.kind ?? 'echo', ...(spec.cmd ? { cmd: spec.cmd } : {}), ...(spec.args ? { args: spec.args } : {}) })
+    : await core.request({ t: 'attach', sid: spec.sid!, role: spec.role ?? 'writer', ...(spec.from !== undefined ? { from: spec.from } : {}) });
+  c.sid = reply.sid;
+  c.node = reply.node;
+  c.out = core.session(c.sid);
+  // Without `from`, output starts wherever the server replays from; count from the head.
+  if (reply.t === 'attached' && c.out.next === undefined) c.out.next = reply.head;
+  c.inFrame = Buffer.from(core.encode({ t: 'in', sid: c.sid, data: KEY }));
   if (c.spec.slow) (ws as unknown as { _socket: Socket })._socket.pause();
 }
 
@@ -270,12 +253,17 @@ async function setupSio(c: Conn): Promise<void> {
         else {
           c.sid = reply.sid;
           c.node = reply.node;
+          c.out = new SessionOutput(reply.sid, false);
+          c.out.next = 0;
           resolve();
         }
       });
     });
   });
-  socket.on('out', (frame: { sid: string; off: number; data: Uint8Array }) => onOut(c, frame.off, frame.data.byteLength));
+  socket.on('out', (frame: { sid: string; off: number; data: Uint8Array }) => {
+    const fresh = c.out!.push(frame.off, frame.data, false);
+    if (fresh.length > 0) onOutput(c, fresh.length, c.out!.next!);
+  });
   socket.on('disconnect', () => {
     if (c.alive && !closing) error('socket.io disconnect');
     c.alive = false;
@@ -327,7 +315,7 @@ async function connect(msg: ConnectMsg): Promise<void> {
   conns.push(...fresh);
   send({
     type: 'connected', ok, failed, errors: errs, setupHist: hdr.encodeIntoCompressedBase64(setupHist), firstDoneAt, lastDoneAt,
-    sids: fresh.map((c) => c.sid), nodes: fresh.map((c) => c.node), heads: fresh.map((c) => c.nextOff), rss: process.memoryUsage.rss(),
+    sids: fresh.map((c) => c.sid), nodes: fresh.map((c) => c.node), heads: fresh.map(nextOff), rss: process.memoryUsage.rss(),
   });
 }
 
@@ -344,16 +332,20 @@ async function runMeasure(m: MeasureMsg): Promise<void> {
   const slot = K > 0 ? m.intervalMs / K : 0;
   writers.forEach((c, j) => {
     c.phaseMs = (j + m.phaseFraction) * slot;
-    c.baseOff = c.nextOff;
+    c.baseOff = nextOff(c);
     c.keys = 0;
   });
   for (const c of flooders) {
-    c.baseOff = c.nextOff;
+    c.baseOff = nextOff(c);
     c.floodSent = 0;
   }
   for (const c of conns) {
     c.interrupted = false;
     c.resumedAt = 0;
+    if (c.out) {
+      c.lostAtStart = lostBytes(c.out);
+      c.dupAtStart = c.out.duplicateBytes;
+    }
   }
   measure = ms;
   const cpu0 = process.cpuUsage();
@@ -406,6 +398,11 @@ async function runMeasure(m: MeasureMsg): Promise<void> {
   await new Promise((r) => setTimeout(r, m.drainMs));
   clearInterval(progress);
   measure = undefined;
+  for (const c of conns) {
+    if (!c.out) continue;
+    ms.lostBytes += lostBytes(c.out) - c.lostAtStart;
+    ms.dupBytes += c.out.duplicateBytes - c.dupAtStart;
+  }
   const resumeMs: number[] = [];
   let notResumed = 0;
   if (m.watchResumeAfter !== undefined) {

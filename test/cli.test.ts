@@ -4,17 +4,12 @@
  * node lets a test cut the connection under it.
  */
 import t from 'tap';
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
-import * as pty from 'node-pty';
 import { startNode, TEST_TOKEN, type TestNode } from './helpers/node.js';
+import { CliInPty, proxyTo } from './helpers/cli.js';
 import { SwitchboardClient } from '../src/client/client.js';
 import { formatSessions, ls } from '../src/cli/ls.js';
 import { parseAttachArgs, parseDetachKey } from '../src/cli/attach.js';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 let server: TestNode;
 t.before(async () => {
@@ -31,101 +26,6 @@ function collector(): Writable & { text(): string } {
     },
   });
   return Object.assign(w, { text: () => Buffer.concat(parts).toString('utf8') });
-}
-
-/** The CLI in a pty of its own, as a user would run it. */
-class CliInPty {
-  output = '';
-  readonly exited: Promise<number>;
-  private readonly proc: pty.IPty;
-  private waiters: Array<() => void> = [];
-
-  constructor(args: string[], size = { cols: 100, rows: 30 }) {
-    this.proc = pty.spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args], {
-      name: 'xterm-256color',
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', TERM: 'xterm-256color' },
-      ...size,
-    });
-    this.proc.onData((d) => {
-      this.output += d;
-      for (const w of this.waiters) w();
-    });
-    this.exited = new Promise((resolve) => this.proc.onExit(({ exitCode }) => resolve(exitCode)));
-  }
-
-  write(data: string): void {
-    this.proc.write(data);
-  }
-
-  resize(cols: number, rows: number): void {
-    this.proc.resize(cols, rows);
-  }
-
-  async waitFor(re: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = this.output.match(re);
-      if (m) return m;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${re} in the CLI's output:\n${JSON.stringify(this.output.slice(-800))}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.waiters.push(done);
-      });
-      this.waiters = [];
-    }
-  }
-
-  /** Waits for the exit code, killing the CLI if it does not end in time. */
-  async exit(timeoutMs = 10_000): Promise<number> {
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs);
-    const code = await this.exited;
-    clearTimeout(timer);
-    return code;
-  }
-}
-
-/** A TCP proxy whose connections the test can cut, as a network failure would. */
-async function proxyTo(port: number): Promise<{ port: number; cut(): number; close(): Promise<void> }> {
-  const pairs = new Set<[Socket, Socket]>();
-  const srv: Server = createServer((inbound) => {
-    const outbound = tcpConnect(port, '127.0.0.1');
-    const pair: [Socket, Socket] = [inbound, outbound];
-    pairs.add(pair);
-    inbound.pipe(outbound).pipe(inbound);
-    const drop = (): void => {
-      pairs.delete(pair);
-      inbound.destroy();
-      outbound.destroy();
-    };
-    inbound.on('error', drop).on('close', drop);
-    outbound.on('error', drop).on('close', drop);
-  });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (srv.address() as { port: number }).port,
-    cut: () => {
-      const n = pairs.size;
-      for (const [a, b] of [...pairs]) {
-        a.destroy();
-        b.destroy();
-      }
-      pairs.clear();
-      return n;
-    },
-    close: () => new Promise<void>((resolve) => {
-      for (const [a, b] of pairs) {
-        a.destroy();
-        b.destroy();
-      }
-      srv.close(() => resolve());
-    }),
-  };
 }
 
 const PROMPT = /[$#%>] $/m;
@@ -218,7 +118,6 @@ t.test('attach: new session, type, detach, re-attach, exit code', async (t) => {
   // The session's end becomes the CLI's exit status.
   const last = new CliInPty(['attach', sid, '--url', server.http, '--token', TEST_TOKEN]);
   await last.waitFor(/hi-42/);
-  await new Promise((r) => setTimeout(r, 200));
   last.write('exit 3\r');
   t.equal(await last.exit(), 3, 'exits with the session exit code');
   t.match(last.output, new RegExp(`\\[session ${sid} exited with code 3\\]`));

@@ -2,16 +2,15 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { Packr } from 'msgpackr';
 import { startNode, TEST_TOKEN, type TestNode } from './helpers/node.js';
 import { spawnNode } from './helpers/processes.js';
 import { until } from './helpers/redis.js';
 import { TestClient } from './helpers/ws.js';
 import { rawRequest, upgradeStatus } from './helpers/http.js';
+import { encodeValue } from '../src/protocol/codec.js';
 import { loadConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/errors/errors.js';
 
-const packr = new Packr({ useRecords: false });
 let server: TestNode;
 t.before(async () => {
   server = await startNode(['--max-frame', '4KiB', '--origins', 'https://allowed.example', '--connect-rate', '1000']);
@@ -53,18 +52,18 @@ t.test('malformed frames get bad_frame and break nothing', async (t) => {
   const c = await TestClient.connect(server.url);
   const bystander = await TestClient.connect(server.url);
   const { sid } = await bystander.request({ t: 'open', kind: 'echo' });
-  const cases: Array<[string, Buffer | string]> = [
+  const cases: Array<[string, Uint8Array | string]> = [
     ['text frame', 'hello'],
     ['not msgpack', Buffer.from([0xc1, 0xc1, 0xc1])],
-    ['not a map', packr.pack([1, 2, 3])],
-    ['no type', packr.pack({ ref: 1 })],
-    ['unknown type', packr.pack({ t: 'teleport', ref: 2 })],
-    ['string data', packr.pack({ t: 'in', sid, data: 'text not bin' })],
-    ['bad sid', packr.pack({ t: 'attach', ref: 3, sid: '../../etc' })],
-    ['negative ref', packr.pack({ t: 'ping', ref: -1 })],
-    ['huge cols', packr.pack({ t: 'open', ref: 4, kind: 'echo', cols: 100000 })],
-    ['bad kind', packr.pack({ t: 'open', ref: 5, kind: 'vm' })],
-    ['bad signal', packr.pack({ t: 'kill', ref: 6, sid, signal: 'SIGNOPE' })],
+    ['not a map', encodeValue([1, 2, 3])],
+    ['no type', encodeValue({ ref: 1 })],
+    ['unknown type', encodeValue({ t: 'teleport', ref: 2 })],
+    ['string data', encodeValue({ t: 'in', sid, data: 'text not bin' })],
+    ['bad sid', encodeValue({ t: 'attach', ref: 3, sid: '../../etc' })],
+    ['negative ref', encodeValue({ t: 'ping', ref: -1 })],
+    ['huge cols', encodeValue({ t: 'open', ref: 4, kind: 'echo', cols: 100000 })],
+    ['bad kind', encodeValue({ t: 'open', ref: 5, kind: 'vm' })],
+    ['bad signal', encodeValue({ t: 'kill', ref: 6, sid, signal: 'SIGNOPE' })],
   ];
   for (const [name, payload] of cases) {
     const err = c.next((f) => f.t === 'error');
@@ -74,7 +73,7 @@ t.test('malformed frames get bad_frame and break nothing', async (t) => {
     t.type(e.msg, 'string');
   }
   const withRef = c.next((f) => f.t === 'error');
-  c.sendRaw(packr.pack({ t: 'open', ref: 77, kind: 'vm' }));
+  c.sendRaw(encodeValue({ t: 'open', ref: 77, kind: 'vm' }));
   t.equal((await withRef).ref, 77, 'the error carries the ref when it can');
   t.equal((await c.request({ t: 'ping' })).t, 'pong', 'the connection still works');
   bystander.send({ t: 'in', sid, data: Buffer.from('still fine') });
@@ -93,7 +92,7 @@ t.test('a flood of bad frames closes 1008', async (t) => {
 
 t.test('an oversized frame closes 1009', async (t) => {
   const c = await TestClient.connect(server.url);
-  c.sendRaw(packr.pack({ t: 'ping', ref: 1, pad: Buffer.alloc(8192) }));
+  c.sendRaw(encodeValue({ t: 'ping', ref: 1, pad: Buffer.alloc(8192) }));
   t.equal((await c.closed).code, 1009);
   const after = await TestClient.connect(server.url);
   t.equal((await after.request({ t: 'ping' })).t, 'pong', 'the server still serves');

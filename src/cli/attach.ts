@@ -5,12 +5,15 @@
  *
  *   stdin (raw) ──in──▶ session        session ──out──▶ stdout ──ack (once written)──▶
  *
- * A dropped socket reconnects with backoff and re-attaches with `from: <next offset>`,
- * so nothing is lost or repeated; the detach key (Ctrl-\ by default) leaves the session
- * running; when the session exits we print its code and exit with it.
+ * The protocol side is SessionLink (src/client/link.ts): a dropped socket, a draining
+ * node's `bye` or a temporary refusal reconnects under the one retry rule and
+ * re-attaches with `from: <next offset>`, so nothing is lost or repeated; a permanent
+ * refusal ends with the server's message. The detach key (Ctrl-\ by default) leaves the
+ * session running; when the session exits we print its code and exit with it.
  */
 import { parseArgs } from 'node:util';
-import { SessionOutput, SwitchboardClient, SwitchboardClientError, type ServerFrame } from '../client/client.js';
+import { wsDial } from '../client/client.js';
+import { SessionLink, type LinkEnd } from '../client/link.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7070';
 
@@ -35,14 +38,6 @@ export interface AttachArgs {
   /** `C-\` (default), `^\`, `ctrl-a`, a single character, or `none`. */
   detachKey?: string;
 }
-
-const ACK_BYTES = 64 * 1024;
-const ACK_DELAY_MS = 50;
-const BACKOFF_BASE_MS = 250;
-const BACKOFF_MAX_MS = 10_000;
-const MAX_QUEUED_INPUT = 64 * 1024;
-/** Errors on attach that no retry fixes. */
-const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not_found', 'bad_frame']);
 
 /** Parses `[sid] --url --token --detach-key`; throws on unknown options. */
 export function parseAttachArgs(argv: string[]): AttachArgs & { help: boolean } {
@@ -115,41 +110,51 @@ export async function attach(args: AttachArgs): Promise<number> {
   return code;
 }
 
-type BridgeState = 'connecting' | 'live' | 'reconnecting' | 'done';
-
-/** One terminal bridged to one session across any number of sockets. */
+/** One terminal bridged to one session: stdin → input, output → stdout → acks. */
 class Bridge {
-  private state: BridgeState = 'connecting';
-  private client: SwitchboardClient | undefined;
-  /** Offsets of the session's output, across sockets (no bytes kept). */
-  private readonly track = new SessionOutput(false);
-  private attempt = 0;
-  private reconnectTimer: NodeJS.Timeout | undefined;
-  private byeRetryMs: number | undefined;
-  private noticeShown = false;
-  private queued: Buffer[] = [];
-  private queuedBytes = 0;
-  private consumed: number | undefined;
-  private acked: number | undefined;
-  private ackTimer: NodeJS.Timeout | undefined;
+  private readonly link: SessionLink;
   private rawMode = false;
+  private lostShown = false;
   private finish!: (code: number, message?: string) => void;
   private readonly finished: Promise<{ code: number; message?: string }>;
   private readonly stdin = process.stdin;
   private readonly stdout = process.stdout;
 
-  constructor(
-    private readonly url: string,
-    private readonly token: string | undefined,
-    private sid: string | undefined,
-    private readonly detachByte: number | undefined,
-  ) {
+  constructor(url: string, token: string | undefined, sid: string | undefined, private readonly detachByte: number | undefined) {
+    let settled = false;
     this.finished = new Promise((resolve) => {
       this.finish = (code, message) => {
-        if (this.state === 'done') return;
-        this.state = 'done';
+        if (settled) return;
+        settled = true;
         resolve({ code, message });
       };
+    });
+    this.link = new SessionLink({
+      dial: wsDial(url, { token }),
+      sid,
+      open: () => ({ kind: 'pty', ...this.size() }),
+      size: () => this.size(),
+      // A first connection that cannot reach the server is a wrong --url, not an outage.
+      retryFirstDial: false,
+      events: {
+        output: (data, end, snap) => {
+          // A screen snapshot assumes a blank screen.
+          if (snap) this.stdout.write('\x1b[H\x1b[2J');
+          this.stdout.write(data, () => this.link.consumed(end));
+        },
+        live: ({ resumed }) => {
+          if (resumed && this.lostShown) this.notice('reconnected');
+          this.lostShown = false;
+        },
+        waiting: ({ delayMs, why }) => {
+          if (this.lostShown) return;
+          this.lostShown = true;
+          this.notice(`${why}; reconnecting to ${this.link.sid} in ${(delayMs / 1000).toFixed(1)} s`);
+        },
+        gap: (from, to) => this.notice(`${to - from} bytes of output could not be replayed`),
+        notice: (text) => this.notice(text),
+        ended: (end) => this.ended(end),
+      },
     });
   }
 
@@ -157,9 +162,9 @@ class Bridge {
     // Raw mode first, so keys typed while connecting are neither echoed nor lost, and
     // the detach key works even then.
     this.startTerminal();
-    this.connect().catch((err: unknown) => this.finish(1, `switchboard attach: ${describe(err, this.url)}`));
+    this.link.start();
     const { code, message } = await this.finished;
-    await this.cleanup();
+    this.cleanup();
     if (message) process.stderr.write(`${message}\n`);
     return code;
   }
@@ -168,157 +173,40 @@ class Bridge {
     return { cols: this.stdout.columns || 80, rows: this.stdout.rows || 24 };
   }
 
-  /** Connects and opens or attaches; resolves once output flows. */
-  private async connect(): Promise<void> {
-    const client = await SwitchboardClient.connect(this.url, { token: this.token, keepOutput: false });
-    if (this.done) {
-      client.terminate();
+  private ended(end: LinkEnd): void {
+    if ('failure' in end) {
+      this.finish(1, `${this.lostShown || this.link.connects > 1 ? '\r\n' : ''}switchboard attach: ${end.failure.message}`);
       return;
     }
-    this.client = client;
-    // Listen before the request: output can arrive in the same read as the reply.
-    client.on('frame', (f) => {
-      if (this.client === client) this.onFrame(f);
-    });
-    client.on('close', () => {
-      if (this.client === client) this.onClose();
-    });
-    if (this.sid === undefined) {
-      const opened = await client.request({ t: 'open', kind: 'pty', ...this.size() });
-      this.sid ??= opened.sid;
-    } else {
-      const from = this.track.next;
-      const attached = await client.request({ t: 'attach', sid: this.sid, role: 'writer', ...(from === undefined ? {} : { from }) });
-      const { cols, rows } = this.size();
-      if (attached.cols !== cols || attached.rows !== rows) client.send({ t: 'resize', sid: this.sid, cols, rows });
-    }
-    if (this.done) {
-      // Detached while this reconnect was in flight.
-      client.terminate();
-      return;
-    }
-    this.state = 'live';
-    this.attempt = 0;
-    this.acked = undefined;
-    if (this.noticeShown) {
-      this.noticeShown = false;
-      this.notice('reconnected');
-    }
-    for (const data of this.queued) client.send({ t: 'in', sid: this.sid!, data });
-    this.queued = [];
-    this.queuedBytes = 0;
-    this.flushAck();
-  }
-
-  private onFrame(f: ServerFrame): void {
-    switch (f.t) {
-      case 'opened':
-        // Set here, not after `await request`: the first `out` may be in the same read.
-        this.sid ??= f.sid;
-        this.track.next ??= 0;
-        return;
-      case 'out': {
-        if (f.sid !== this.sid) return;
-        if (f.snap) {
-          this.track.push(f.off, f.data, true);
-          // A screen snapshot assumes a blank screen.
-          this.stdout.write('\x1b[H\x1b[2J');
-          this.write(f.data, f.off);
-          return;
-        }
-        const bytes = this.track.push(f.off, f.data, false);
-        if (bytes.length > 0) this.write(bytes, this.track.next!);
-        return;
-      }
-      case 'gap':
-        if (f.sid !== this.sid) return;
-        this.track.gap(f.from, f.to);
-        this.notice(`${f.to - f.from} bytes of output could not be replayed`);
-        return;
-      case 'exit': {
-        if (f.sid !== this.sid) return;
-        const how = f.signal ? `signal ${f.signal}` : `code ${f.code}`;
-        const code = typeof f.code === 'number' ? f.code : 1;
-        // Let the last output reach the terminal before the message.
-        this.stdout.write('', () => this.finish(code, `\r\n[session ${this.sid} exited with ${how}]`));
-        return;
-      }
-      case 'error':
-        if (f.ref === undefined) this.notice(`${f.code}: ${f.msg}`);
-        if (f.ref === undefined && f.sid === this.sid && f.code === 'unavailable') this.client?.terminate();
-        return;
-      case 'bye':
-        this.byeRetryMs = f.retryMs;
-        this.client?.close();
-        return;
-      default:
-        return;
-    }
-  }
-
-  private onClose(): void {
-    // Before `live`, the pending request rejects and connect()'s caller retries or reports.
-    if (this.state !== 'live') return;
-    this.state = 'reconnecting';
-    this.client = undefined;
-    const delay = this.byeRetryMs ?? this.backoff();
-    this.byeRetryMs = undefined;
-    this.reconnectTimer = setTimeout(() => void this.reconnect(), delay);
-  }
-
-  /** A getter, so TypeScript does not narrow `state` across awaits. */
-  private get done(): boolean {
-    return this.state === 'done';
-  }
-
-  private async reconnect(): Promise<void> {
-    this.reconnectTimer = undefined;
-    if (this.state === 'done') return;
-    try {
-      await this.connect();
-    } catch (err) {
-      if (this.done) return;
-      const stale = this.client;
-      this.client = undefined;
-      stale?.terminate();
-      if (err instanceof SwitchboardClientError && FATAL_CODES.has(err.code)) {
-        this.finish(1, `\r\n[switchboard: ${err.message}]`);
-        return;
-      }
-      if (!this.noticeShown) {
-        this.noticeShown = true;
-        this.notice(`connection lost (${describe(err, this.url)}); reconnecting to ${this.sid}`);
-      }
-      this.reconnectTimer = setTimeout(() => void this.reconnect(), this.backoff());
-    }
-  }
-
-  private backoff(): number {
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
-    this.attempt++;
-    return ceiling / 2 + Math.random() * (ceiling / 2);
+    const { exit } = end;
+    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    const code = typeof exit.code === 'number' ? exit.code : 1;
+    // Let the last output reach the terminal before the message.
+    this.stdout.write('', () => this.finish(code, `\r\n[session ${this.link.sid} exited with ${how}${exit.reason ? `: ${exit.reason}` : ''}]`));
   }
 
   // ─── the local terminal ────────────────────────────────────────────────────
 
   private readonly onInput = (chunk: Buffer): void => {
-    if (this.state === 'done') return;
+    if (this.link.phase === 'done') return;
     const at = this.detachByte === undefined ? -1 : chunk.indexOf(this.detachByte);
     if (at >= 0) {
-      if (at > 0) this.sendInput(chunk.subarray(0, at));
-      if (this.state === 'live' && this.sid) this.client?.send({ t: 'detach', sid: this.sid });
-      this.finish(0, `\r\n[detached from session ${this.sid ?? '(none)'}]`);
+      if (at > 0) this.link.input(chunk.subarray(0, at));
+      this.link.detach();
+      this.finish(0, `\r\n[detached from session ${this.link.established ? this.link.sid : '(none)'}]`);
       return;
     }
-    this.sendInput(chunk);
+    this.link.input(chunk);
   };
 
   private readonly onResize = (): void => {
-    if (this.state === 'live' && this.sid) this.client?.send({ t: 'resize', sid: this.sid, ...this.size() });
+    const { cols, rows } = this.size();
+    this.link.resize(cols, rows);
   };
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {
-    this.finish(signal === 'SIGHUP' ? 129 : 143, `\r\n[switchboard: ${signal}, detached from session ${this.sid}]`);
+    this.link.stop();
+    this.finish(signal === 'SIGHUP' ? 129 : 143, `\r\n[switchboard: ${signal}, detached from session ${this.link.sid}]`);
   };
 
   private startTerminal(): void {
@@ -334,62 +222,17 @@ class Bridge {
     // stdin ended (a pipe): keep bridging output until the session ends or we detach.
   }
 
-  private sendInput(data: Buffer): void {
-    if (this.state === 'live' && this.sid && this.client) {
-      this.client.send({ t: 'in', sid: this.sid, data });
-      return;
-    }
-    if (this.queuedBytes + data.length > MAX_QUEUED_INPUT) return;
-    this.queued.push(Buffer.from(data));
-    this.queuedBytes += data.length;
-  }
-
-  private write(data: Uint8Array, end: number): void {
-    this.stdout.write(data, () => this.consumedUpTo(end));
-  }
-
   private notice(text: string): void {
     process.stderr.write(`\r\n[switchboard: ${text}]\r\n`);
   }
 
-  // ─── flow control: ack what reached the terminal ────────────────────────────
-
-  private consumedUpTo(end: number): void {
-    if (this.consumed === undefined || end > this.consumed) this.consumed = end;
-    if (this.acked === undefined || this.consumed - this.acked >= ACK_BYTES) this.flushAck();
-    else this.ackTimer ??= setTimeout(() => this.flushAck(), ACK_DELAY_MS);
-  }
-
-  private flushAck(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    if (this.state !== 'live' || !this.sid || !this.client || this.consumed === undefined || this.consumed === this.acked) return;
-    this.client.send({ t: 'ack', sid: this.sid, off: this.consumed });
-    this.acked = this.consumed;
-  }
-
-  private async cleanup(): Promise<void> {
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    if (this.ackTimer) clearTimeout(this.ackTimer);
+  private cleanup(): void {
+    this.link.stop();
     this.stdin.off('data', this.onInput);
     this.stdout.off('resize', this.onResize);
     process.off('SIGTERM', this.onSignal);
     process.off('SIGHUP', this.onSignal);
     if (this.rawMode) this.stdin.setRawMode(false);
     this.stdin.pause();
-    const client = this.client;
-    this.client = undefined;
-    if (client && !client.isClosed) {
-      const timer = setTimeout(() => client.terminate(), 1000);
-      await client.close();
-      clearTimeout(timer);
-    }
   }
-}
-
-function describe(err: unknown, url: string): string {
-  if (err instanceof SwitchboardClientError) return err.message;
-  const e = err as NodeJS.ErrnoException;
-  if (e?.code === 'ECONNREFUSED') return `cannot reach ${url}: connection refused (is the server running? --url)`;
-  return e instanceof Error ? e.message : String(err);
 }

@@ -1,6 +1,7 @@
 /**
- * A small Node client for protocol v1 (/work/shared/PROTOCOL.md) over the `ws` package,
- * shared by the CLI, the tests and the bench.
+ * The Node transport of the protocol client: ClientCore (core.ts) over the `ws` package.
+ *
+ * `SwitchboardClient` is one socket, for tests and scripts:
  *
  *   const c = await SwitchboardClient.connect('http://127.0.0.1:7070', { token });
  *   const { sid } = await c.request({ t: 'open', kind: 'pty' });
@@ -9,44 +10,23 @@
  *
  * It tracks, per session, the next output offset and the bytes received, so a caller
  * that reconnects re-attaches with `from: c.sessionOutput(sid).next` and loses nothing.
- * It never reconnects on its own: what "resume" means (attach role, input replay, UI)
- * belongs to the caller.
+ * It never reconnects on its own. `wsDial` gives SessionLink (link.ts) its sockets, for
+ * a session held across reconnects under the retry rule (the CLI's `attach`).
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
-import { Packr, Unpackr } from 'msgpackr';
-import type {
-  AttachedFrame, ErrorFrame, KilledFrame, OpenedFrame, PongFrame, ServerFrame,
-} from '../protocol/frames.js';
+import type { IncomingMessage } from 'node:http';
+import {
+  ClientCore, DEFAULT_TIMEOUT_MS, SessionOutput as CoreSessionOutput, SUBPROTOCOL, SwitchboardClientError,
+  type ClientFrame, type ReplyTo, type RequestFrame, type ServerFrame,
+} from './core.js';
+import type { Dial } from './link.js';
+import { causeCode, describeCause, type RetryCause } from './retry.js';
 
-export type { ServerFrame } from '../protocol/frames.js';
-
-export const SUBPROTOCOL = 'switchboard.v1';
-const DEFAULT_TIMEOUT_MS = 10_000;
-
-/** Frames as a client writes them on the wire (`ref` is assigned by `request`). */
-export type OpenRequest = {
-  t: 'open'; kind?: 'pty' | 'agent' | 'echo'; cmd?: string; args?: string[]; cwd?: string;
-  env?: Record<string, string>; cols?: number; rows?: number; name?: string;
-  /** Extensions (docs/protocol.md). */
-  policy?: 'latest' | 'smallest' | 'largest' | 'fixed'; onLoss?: 'lost' | 'restart';
-};
-export type AttachRequest = { t: 'attach'; sid: string; from?: number; role?: 'writer' | 'viewer' };
-export type KillRequest = { t: 'kill'; sid: string; signal?: string };
-export type PingRequest = { t: 'ping' };
-export type RequestFrame = OpenRequest | AttachRequest | KillRequest | PingRequest;
-export type ClientFrame =
-  | (RequestFrame & { ref?: number })
-  | { t: 'in'; sid: string; data: Uint8Array; n?: number }
-  | { t: 'resize'; sid: string; cols: number; rows: number }
-  | { t: 'ack'; sid: string; off: number }
-  | { t: 'detach'; sid: string };
-
-type ReplyTo<F extends RequestFrame> =
-  F extends OpenRequest ? OpenedFrame
-    : F extends AttachRequest ? AttachedFrame
-      : F extends KillRequest ? KilledFrame
-        : PongFrame;
+export {
+  SUBPROTOCOL, SwitchboardClientError,
+  type AttachRequest, type ClientFrame, type KillRequest, type OpenRequest, type PingRequest, type RequestFrame, type ServerFrame,
+} from './core.js';
 
 export interface ConnectOptions {
   token?: string;
@@ -60,82 +40,15 @@ export interface ConnectOptions {
   keepOutput?: boolean;
 }
 
-/** A refused upgrade or an `error` frame; `code` is the wire code (`unauthorized`, …). */
-export class SwitchboardClientError extends Error {
-  constructor(readonly code: string, message: string, readonly status?: number) {
-    super(message);
-    this.name = 'SwitchboardClientError';
-  }
-}
-
-const HTTP_CODES: Record<number, string> = { 401: 'unauthorized', 403: 'forbidden', 429: 'rate_limited', 503: 'unavailable' };
-
-/**
- * What one session's output looked like to this client. `next` is the offset to resume
- * from; `chunks` holds the bytes received from `start` on, exactly once (an `out` that
- * overlaps what was already received is trimmed and counted in `duplicateBytes`; a jump
- * forward without a `gap` frame is counted in `missingBytes`). A snapshot (`snap: true`)
- * is kept apart and is not part of the byte stream.
- */
-export class SessionOutput {
-  /** The offset of the first byte received; undefined until output or a snapshot arrives. */
-  start: number | undefined;
-  next: number | undefined;
-  readonly chunks: Buffer[] = [];
-  length = 0;
-  snapshot: Buffer | undefined;
-  readonly gaps: Array<{ from: number; to: number }> = [];
-  duplicateBytes = 0;
-  missingBytes = 0;
-  exit: { code: number; signal?: string } | undefined;
-
-  /** `keep: false` tracks offsets only, for long-lived clients that write output straight through. */
-  constructor(readonly keep = true) {}
-
-  /** Records an `out` frame; returns the bytes that are new (possibly empty). */
-  push(off: number, data: Uint8Array, snap: boolean): Buffer {
-    if (snap) {
-      this.snapshot = Buffer.from(data);
-      this.start ??= off;
-      this.next = off;
-      return Buffer.alloc(0);
-    }
-    let bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    if (this.next === undefined) this.start = this.next = off;
-    if (off < this.next) {
-      const overlap = Math.min(this.next - off, bytes.length);
-      this.duplicateBytes += overlap;
-      bytes = bytes.subarray(overlap);
-      off += overlap;
-    } else if (off > this.next) {
-      this.missingBytes += off - this.next;
-    }
-    if (bytes.length > 0) {
-      if (this.keep) this.chunks.push(bytes);
-      this.length += bytes.length;
-      this.next = off + bytes.length;
-    }
-    return bytes;
-  }
-
-  gap(from: number, to: number): void {
-    this.gaps.push({ from, to });
-    if (this.next === undefined || this.next < to) this.next = to;
-  }
-
-  bytes(): Buffer {
+/** ClientCore's session record with Buffers, for Node callers. */
+export class SessionOutput extends CoreSessionOutput {
+  override bytes(): Buffer {
     return Buffer.concat(this.chunks, this.length);
   }
 
-  text(): string {
+  override text(): string {
     return this.bytes().toString('utf8');
   }
-}
-
-interface Pending {
-  resolve(frame: ServerFrame): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
 }
 
 export interface ClientEvents {
@@ -145,18 +58,24 @@ export interface ClientEvents {
 }
 
 export class SwitchboardClient extends EventEmitter<ClientEvents> {
-  private readonly packr = new Packr({ useRecords: false });
-  private readonly unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
-  private readonly pending = new Map<number, Pending>();
-  private readonly outputs = new Map<string, SessionOutput>();
-  private nextRef = 1;
+  readonly core: ClientCore<SessionOutput>;
   /** Resolves once the socket is closed, for whatever reason. */
   readonly closed: Promise<{ code: number; reason: string }>;
   isClosed = false;
 
   constructor(readonly ws: WebSocket, readonly timeoutMs = DEFAULT_TIMEOUT_MS, readonly keepOutput = true) {
     super();
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+    this.core = new ClientCore<SessionOutput>({
+      frame: (f) => this.emit('frame', f),
+      undecodable: (err) => {
+        if (this.listenerCount('error') > 0) this.emit('error', err as Error);
+      },
+    }, { timeoutMs, keepOutput, newSession: (sid, keep) => new SessionOutput(sid, keep) });
+    this.core.transportUp((bytes) => ws.send(bytes));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) this.core.receive(data);
+      else if (this.listenerCount('error') > 0) this.emit('error', new SwitchboardClientError('bad_frame', 'the server sent a text frame'));
+    });
     // An 'error' without a listener would throw; surface it only to those who listen.
     ws.on('error', (err) => {
       if (this.listenerCount('error') > 0) this.emit('error', err);
@@ -165,11 +84,8 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
       ws.once('close', (code, reason) => {
         this.isClosed = true;
         const text = reason.toString();
-        for (const [ref, p] of this.pending) {
-          clearTimeout(p.timer);
-          p.reject(new SwitchboardClientError('unavailable', `socket closed (${code}${text ? ` ${text}` : ''}) before the reply to ref ${ref}`));
-        }
-        this.pending.clear();
+        const why: RetryCause = { kind: 'close', code, reason: text };
+        this.core.transportDown(new SwitchboardClientError('unavailable', `socket closed (${code}${text ? ` ${text}` : ''})`, undefined, why));
         this.emit('close', code, text);
         resolve({ code, reason: text });
       });
@@ -181,28 +97,13 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
    * server's base URL (`http://host:port`), to which `/v1/ws` is added.
    */
   static async connect(url: string, options: ConnectOptions = {}): Promise<SwitchboardClient> {
-    const headers: Record<string, string> = { ...options.headers };
-    if (options.token) headers.authorization = `Bearer ${options.token}`;
-    const ws = new WebSocket(wsUrl(url), options.protocols ?? [SUBPROTOCOL], {
-      headers,
-      ...(options.origin ? { origin: options.origin } : {}),
-      handshakeTimeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    });
+    const ws = newSocket(url, options);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('unexpected-response', (_req, res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          let message = Buffer.concat(parts).toString('utf8').trim();
-          try {
-            const body = JSON.parse(message) as { message?: string };
-            if (body.message) message = body.message;
-          } catch {
-            // not JSON: keep the text
-          }
-          reject(new SwitchboardClientError(HTTP_CODES[status] ?? 'internal', `HTTP ${status}${message ? `: ${message}` : ''}`, status));
+        void refusal(res).then(({ status, message }) => {
+          const why: RetryCause = { kind: 'refused', status, message };
+          reject(new SwitchboardClientError(causeCode(why), describeCause(why), status, why));
           // After rejecting: terminating emits an 'error' of its own.
           ws.terminate();
         });
@@ -213,7 +114,7 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
   }
 
   send(frame: ClientFrame): void {
-    this.ws.send(this.packr.pack(frame));
+    this.core.send(frame);
   }
 
   /**
@@ -221,36 +122,22 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
    * an `error` reply rejects with a SwitchboardClientError carrying its `code`.
    */
   request<F extends RequestFrame>(frame: F, timeoutMs = this.timeoutMs): Promise<ReplyTo<F>> {
-    const ref = this.nextRef++;
-    if (this.isClosed) return Promise.reject(new SwitchboardClientError('unavailable', 'the socket is closed'));
-    return new Promise<ServerFrame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(ref);
-        reject(new SwitchboardClientError('unavailable', `no reply to '${frame.t}' (ref ${ref}) within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(ref, { resolve, reject, timer });
-      this.send({ ...frame, ref } as ClientFrame);
-    }) as Promise<ReplyTo<F>>;
+    return this.core.request(frame, timeoutMs);
   }
 
   /** The output tracking of `sid` (created empty on first use). */
   sessionOutput(sid: string): SessionOutput {
-    let out = this.outputs.get(sid);
-    if (!out) {
-      out = new SessionOutput(this.keepOutput);
-      this.outputs.set(sid, out);
-    }
-    return out;
+    return this.core.session(sid);
   }
 
   /** Stops tracking `sid` (a long-lived client watching many sessions). */
   forget(sid: string): void {
-    this.outputs.delete(sid);
+    this.core.forget(sid);
   }
 
   /** Tells the server we consumed `sid`'s output up to `off` (default: all received). */
-  ack(sid: string, off = this.sessionOutput(sid).next): void {
-    if (off !== undefined && !this.isClosed) this.send({ t: 'ack', sid, off });
+  ack(sid: string, off?: number): void {
+    this.core.ack(sid, off);
   }
 
   /** Resolves with the first frame (from now on) matching `pred`. */
@@ -303,54 +190,86 @@ export class SwitchboardClient extends EventEmitter<ClientEvents> {
   terminate(): void {
     this.ws.terminate();
   }
-
-  private onMessage(data: Buffer, isBinary: boolean): void {
-    if (!isBinary) {
-      this.emit('error', new SwitchboardClientError('bad_frame', 'the server sent a text frame'));
-      return;
-    }
-    let frame: ServerFrame;
-    try {
-      frame = this.unpackr.unpack(data) as ServerFrame;
-    } catch (err) {
-      if (this.listenerCount('error') > 0) this.emit('error', err as Error);
-      return;
-    }
-    if (typeof frame !== 'object' || frame === null || typeof frame.t !== 'string') return;
-    switch (frame.t) {
-      case 'out':
-        this.sessionOutput(frame.sid).push(frame.off, frame.data, frame.snap === true);
-        break;
-      case 'gap':
-        this.sessionOutput(frame.sid).gap(frame.from, frame.to);
-        break;
-      case 'exit':
-        this.sessionOutput(frame.sid).exit = frame.signal ? { code: frame.code, signal: frame.signal } : { code: frame.code };
-        break;
-      case 'opened':
-      case 'attached':
-      case 'killed':
-      case 'pong':
-      case 'error': {
-        const ref = frame.ref;
-        const p = ref === undefined ? undefined : this.pending.get(ref);
-        if (p && ref !== undefined) {
-          this.pending.delete(ref);
-          clearTimeout(p.timer);
-          if (frame.t === 'error') p.reject(replyError(frame));
-          else p.resolve(frame);
-        }
-        break;
-      }
-      default:
-        break;
-    }
-    this.emit('frame', frame);
-  }
 }
 
-function replyError(frame: ErrorFrame): SwitchboardClientError {
-  return new SwitchboardClientError(frame.code, `${frame.code}: ${frame.msg}`);
+/** How long a graceful close may take before the socket is dropped. */
+const CLOSE_GRACE_MS = 1_000;
+
+function newSocket(url: string, options: ConnectOptions): WebSocket {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  return new WebSocket(wsUrl(url), options.protocols ?? [SUBPROTOCOL], {
+    headers,
+    ...(options.origin ? { origin: options.origin } : {}),
+    handshakeTimeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+  });
+}
+
+/** The status and message of a refused upgrade (the server's JSON `message` when there is one). */
+function refusal(res: IncomingMessage): Promise<{ status: number; message: string }> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    res.on('data', (c: Buffer) => parts.push(c));
+    res.on('error', () => resolve({ status: res.statusCode ?? 0, message: '' }));
+    res.on('end', () => {
+      let message = Buffer.concat(parts).toString('utf8').trim();
+      try {
+        const body = JSON.parse(message) as { message?: string };
+        if (body.message) message = body.message;
+      } catch {
+        // not JSON: keep the text
+      }
+      resolve({ status: res.statusCode ?? 0, message });
+    });
+  });
+}
+
+/** Why a socket never came up, in words a CLI user can act on. */
+export function describeNetError(err: unknown, url: string): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ECONNREFUSED') return `cannot reach ${url}: connection refused (is the server running? --url)`;
+  if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN') return `cannot reach ${url}: unknown host (--url)`;
+  return `cannot reach ${url}: ${e instanceof Error ? e.message : String(err)}`;
+}
+
+/** Sockets for SessionLink: one `ws` connection per call, its end reported once. */
+export function wsDial(url: string, options: ConnectOptions = {}): Dial {
+  return (handlers) => {
+    const ws = newSocket(url, options);
+    let opened = false;
+    let ended = false;
+    const end = (why: RetryCause): void => {
+      if (ended) return;
+      ended = true;
+      handlers.closed(why);
+    };
+    ws.on('open', () => {
+      opened = true;
+      handlers.open();
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) handlers.message(data);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      void refusal(res).then(({ status, message }) => {
+        end({ kind: 'refused', status, message });
+        ws.terminate();
+      });
+    });
+    // After `open`, an error is followed by `close` (1006), which reports it.
+    ws.on('error', (err) => {
+      if (!opened) end({ kind: 'unreachable', message: describeNetError(err, url) });
+    });
+    ws.on('close', (code, reason) => end({ kind: 'close', code, reason: reason.toString() }));
+    return {
+      send: (bytes) => ws.send(bytes),
+      close: () => {
+        if (ws.readyState === WebSocket.CLOSED) return;
+        ws.close();
+        setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+      },
+    };
+  };
 }
 
 /** `http://h:p` → `ws://h:p/v1/ws`; a ws(s) URL with a path is kept as is. */

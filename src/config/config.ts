@@ -58,6 +58,8 @@ export interface Config {
   /** Worker threads computing screen snapshots, and snapshots that may wait for one. */
   readonly snapshotWorkers: number;
   readonly snapshotQueue: number;
+  /** A writer that pauses its session this long by not reading is detached. */
+  readonly slowWriterMs: number;
   /** Session placements this edge runs at once, and opens that may wait for a turn. */
   readonly openConcurrency: number;
   readonly openQueue: number;
@@ -195,6 +197,7 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'maxRows', env: 'SWITCHBOARD_MAX_ROWS', parse: integer(24, 1000) },
   { key: 'snapshotWorkers', env: 'SWITCHBOARD_SNAPSHOT_WORKERS', parse: integer(1, 64) },
   { key: 'snapshotQueue', env: 'SWITCHBOARD_SNAPSHOT_QUEUE', parse: integer(0, 100_000) },
+  { key: 'slowWriterMs', env: 'SWITCHBOARD_SLOW_WRITER_MS', parse: integer(100, 3_600_000) },
   { key: 'openConcurrency', env: 'SWITCHBOARD_OPEN_CONCURRENCY', parse: integer(1, 10_000) },
   { key: 'openQueue', env: 'SWITCHBOARD_OPEN_QUEUE', parse: integer(0, 1_000_000) },
   { key: 'exitedRetentionMs', env: 'SWITCHBOARD_EXITED_RETENTION_MS', parse: integer(0, 86_400_000) },
@@ -215,7 +218,7 @@ export const DEFAULTS = {
   maxFrame: 64 * KiB,
   highWatermark: 256 * KiB,
   lowWatermark: 64 * KiB,
-  leaseTtlMs: 1_500,
+  leaseTtlMs: 1_000,
   drainDeadlineMs: 30_000,
   capacity: 20_000,
   limitFailMode: 'open' as FailMode,
@@ -230,6 +233,7 @@ export const DEFAULTS = {
   maxRows: 200,
   snapshotWorkers: 1,
   snapshotQueue: 32,
+  slowWriterMs: 10_000,
   openConcurrency: 64,
   openQueue: 4096,
   exitedRetentionMs: 600_000,

@@ -34,6 +34,7 @@ import type { ControlMessage, InputCommand, OpenRequest, WatchCommand } from '..
 import type { Rpc } from '../node/rpc.js';
 import { MemoryLimiter } from '../limit/memory-limiter.js';
 import { Attachment } from './attachment.js';
+import { InputHold } from './input-hold.js';
 import { ClientConn, type SocketLike } from './client-conn.js';
 import { pickHost } from './placement.js';
 import { Gate } from './gate.js';
@@ -53,6 +54,9 @@ const OPEN_TIMEOUT_MS = 10_000;
 const KILL_TIMEOUT_MS = 5_000;
 /** Retry hint for input sent while a session has no owner: about one reaper pass. */
 const NO_OWNER_RETRY_MS = 500;
+/** Input held per session while it has no owner, and for how long at most. */
+const HELD_INPUT_BYTES = 64 * 1024;
+const HELD_INPUT_MS = 10_000;
 /**
  * Most output a screen snapshot replays (the newest bytes of the window): parsing costs
  * ~200 ms of CPU per MiB whatever the replay window is configured to.
@@ -105,6 +109,13 @@ export class Edge {
   private snapshots!: SnapshotPool;
   private opensRefused = 0;
   private snapshotsRefused = 0;
+  /** The registry read in flight, if any, shared by concurrent opens. */
+  private nodesRead: Promise<NodeInfo[]> | undefined;
+  private readonly inputHold = new InputHold({ maxBytesPerSession: HELD_INPUT_BYTES, maxAgeMs: HELD_INPUT_MS },
+    (item, sid, why) => this.refuseInput(item.client, sid, why));
+  private holdTimer: NodeJS.Timeout | undefined;
+  /** Writers above the high watermark: each pauses its session for everyone. */
+  private readonly pausing = new Set<Attachment>();
 
   constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {
     this.configure(options.limits ?? DEFAULT_EDGE_LIMITS);
@@ -135,6 +146,11 @@ export class Edge {
   }
 
   start(): void {
+    this.holdTimer = setInterval(() => {
+      this.inputHold.expire();
+      this.detachSlowWriters();
+    }, 1_000);
+    this.holdTimer.unref();
     this.deps.bus.onRestore(() => {
       // Events published while the bus was down are lost: catch everyone up from the log.
       for (const w of this.watched.values()) {
@@ -370,15 +386,64 @@ export class Edge {
    * publishes in order, and `in` is the hot path (no promise of our own per keystroke).
    */
   private control(client: ClientConn, sid: SessionId, message: ControlMessage): void {
-    this.deps.bus.publish(sessionControl(sid), encodeValue(message)).then((receivers) => {
+    const payload = encodeValue(message);
+    // Input queued behind earlier input that found no owner keeps its order.
+    if (this.inputHold.isHolding(sid)) {
+      this.inputHold.hold(sid, { client, payload });
+      return;
+    }
+    this.publishControl(client, sid, payload, true);
+  }
+
+  private publishControl(client: ClientConn, sid: SessionId, payload: Uint8Array, mayHold: boolean): void {
+    this.deps.bus.publish(sessionControl(sid), payload).then((receivers) => {
+      if (receivers > 0) return;
       // Nobody runs the session right now (its node died; a takeover is under way):
-      // say so rather than let the input vanish.
-      if (receivers === 0) {
-        this.sendError(client, new SwitchboardError('unavailable', `session ${sid} has no running owner right now (a takeover may be under way); your ${message.t} was not delivered, send it again`, { retryMs: NO_OWNER_RETRY_MS }), undefined, sid);
-      }
+      // hold the input for the new owner, or say so, rather than let it vanish.
+      if (mayHold && this.watched.has(sid)) this.inputHold.hold(sid, { client, payload });
+      else this.refuseInput(client, sid, 'no node runs the session right now');
     }, (err: unknown) => {
       this.sendError(client, new SwitchboardError('unavailable', 'the message bus is unreachable; input was not delivered, try again', { retryMs: BACKEND_RETRY_MS, cause: err }), undefined, sid);
     });
+  }
+
+  /**
+   * Placement's view of the cluster. Opens that arrive while a registry read is in flight
+   * share it (single flight): one read per open was a Redis script per session opened.
+   */
+  private liveNodes(): Promise<NodeInfo[]> {
+    if (!this.nodesRead) {
+      const read = this.deps.registry.list();
+      this.nodesRead = read;
+      const done = (): void => {
+        if (this.nodesRead === read) this.nodesRead = undefined;
+      };
+      read.then(done, done);
+    }
+    return this.nodesRead;
+  }
+
+  /**
+   * A writer that stops reading pauses its session for every other client. After
+   * slowWriterMs (SWITCHBOARD_SLOW_WRITER_MS) of that it is detached (told why), so the session goes on; it can
+   * attach again with `from` and lose nothing within the replay window.
+   */
+  private detachSlowWriters(now = Date.now()): void {
+    for (const a of this.pausing) {
+      if (a.state === 'closed' || !a.overWatermark) {
+        this.pausing.delete(a);
+        continue;
+      }
+      if (now - a.overSince < this.limits.slowWriterMs) continue;
+      this.pausing.delete(a);
+      this.deps.logger.warn('slow writer detached', { sid: a.sid, client: a.client.id, ip: a.client.ip });
+      this.sendError(a.client, new SwitchboardError('rate_limited', `you did not read output of session ${a.sid} for ${this.limits.slowWriterMs} ms while it waited for you; detached so the session goes on. Attach again with from to resume`, { retryMs: 0 }), undefined, a.sid);
+      this.detach(a);
+    }
+  }
+
+  private refuseInput(client: ClientConn, sid: SessionId, why: string): void {
+    this.sendError(client, new SwitchboardError('unavailable', `session ${sid}: ${why}; your input was not delivered, send it again`, { retryMs: NO_OWNER_RETRY_MS }), undefined, sid);
   }
 
   // ─── open, attach, kill ───────────────────────────────────────────────────
@@ -433,7 +498,7 @@ export class Edge {
     }
     let nodes: NodeInfo[];
     try {
-      nodes = await this.deps.registry.list();
+      nodes = await this.liveNodes();
     } catch (err) {
       throw this.unreachable('the node registry', err);
     }
@@ -597,11 +662,13 @@ export class Edge {
    */
   private detach(a: Attachment, tellHost = true): void {
     a.state = 'closed';
+    this.pausing.delete(a);
     if (a.client.attachments.get(a.sid) === a) a.client.attachments.delete(a.sid);
     const w = this.watched.get(a.sid);
     if (!w || !w.attachments.delete(a)) return;
     if (tellHost) this.sendWatch(w);
     if (w.attachments.size === 0) {
+      this.inputHold.drop(a.sid, 'no client here watches the session any more');
       this.watched.delete(a.sid);
       w.unsubscribe?.();
       w.unsubscribe = undefined;
@@ -653,6 +720,11 @@ export class Edge {
       for (const a of w.attachments) this.deliverOut(a, event, payload);
       return;
     }
+    if (event.t === 'owner') {
+      // The new owner listens already (it announces only then): what waited goes now.
+      for (const item of this.inputHold.release(w.sid)) if (!item.client.closed) this.publishControl(item.client, w.sid, item.payload, false);
+    }
+    if (event.t === 'exit') this.inputHold.drop(w.sid, 'the session ended');
     for (const a of w.attachments) {
       if (a.state === 'live') a.client.socket.send(payload);
       else if (a.state !== 'closed') a.held.push(payload);
@@ -746,9 +818,14 @@ export class Edge {
   private updateFlow(a: Attachment, buffered = a.client.socket.bufferedAmount()): void {
     if (!a.isWriter) return;
     const unacked = a.state === 'lagging' ? Number.POSITIVE_INFINITY : a.unacked(buffered);
-    if (!a.overWatermark && unacked > this.options.highWatermark) a.overWatermark = true;
-    else if (a.overWatermark && unacked < this.options.lowWatermark) a.overWatermark = false;
-    else return;
+    if (!a.overWatermark && unacked > this.options.highWatermark) {
+      a.overWatermark = true;
+      a.overSince = Date.now();
+      this.pausing.add(a);
+    } else if (a.overWatermark && unacked < this.options.lowWatermark) {
+      a.overWatermark = false;
+      this.pausing.delete(a);
+    } else return;
     const w = this.watched.get(a.sid);
     if (w) this.sendWatch(w);
   }
@@ -785,6 +862,7 @@ export class Edge {
 
   close(): void {
     this.snapshots.close();
+    clearInterval(this.holdTimer);
     for (const w of this.watched.values()) w.unsubscribe?.();
     this.watched.clear();
   }

@@ -26,7 +26,7 @@ import type { Logger } from '../util/log.js';
 import type { ControlMessage, InputAck, OpenRequest } from '../node/messages.js';
 import { replyError, type Rpc } from '../node/rpc.js';
 import type { Metrics } from '../node/metrics.js';
-import { HostedSession } from './hosted-session.js';
+import { HostedSession, type HostedSessionDeps } from './hosted-session.js';
 
 export interface HostOptions {
   nodeId: NodeId;
@@ -75,7 +75,26 @@ export class Host {
   private readonly fenced = new Set<SessionId>();
   draining = false;
 
-  constructor(private readonly options: HostOptions, private readonly deps: HostDeps) {}
+  /** One object for every session (per-session closures cost ~400 bytes each at 10K+). */
+  private readonly sessionDeps: HostedSessionDeps;
+
+  constructor(private readonly options: HostOptions, private readonly deps: HostDeps) {
+    this.sessionDeps = {
+      log: deps.log,
+      logger: deps.logger,
+      ...(deps.archive ? { archive: deps.archive } : {}),
+      onExit: (s, exit) => void this.onExit(s, exit),
+      onFenced: (s, handBack) => {
+        this.forget(s, 'fenced');
+        // The log could not go on here although no other node owns the session: the
+        // reaper only scans dead nodes' sessions, so it is told about this one directly.
+        if (handBack) this.fenced.add(s.sid);
+      },
+      onActivity: (s) => this.dirtyActivity.add(s.sid),
+      reclaim: (s, head) => this.reclaim(s, head),
+      nodeId: options.nodeId,
+    };
+  }
 
   start(): void {
     // One registry read per node, not a refresh per session: steady-state traffic stays
@@ -170,21 +189,7 @@ export class Host {
       sid,
       checkLimit: (key) => this.deps.limiter.take(`agent:${sid}:${key}`, { limit: this.options.agentLimitRate, windowMs: 60_000 }),
     });
-    const session = new HostedSession(sid, spec, epoch, head, backend, {
-      log: this.deps.log,
-      logger: this.deps.logger,
-      ...(this.deps.archive ? { archive: this.deps.archive } : {}),
-      onExit: (s, exit) => void this.onExit(s, exit),
-      onFenced: (s, handBack) => {
-        this.forget(s, 'fenced');
-        // The log could not go on here although no other node owns the session: the
-        // reaper only scans dead nodes' sessions, so it is told about this one directly.
-        if (handBack) this.fenced.add(s.sid);
-      },
-      onActivity: (s) => this.dirtyActivity.add(s.sid),
-      reclaim: (s, head) => this.reclaim(s, head),
-      nodeId: this.options.nodeId,
-    });
+    const session = new HostedSession(sid, spec, epoch, head, backend, this.sessionDeps);
     const entry = { session, unsubscribe: () => {} };
     this.sessions.set(sid, entry);
     const listening = this.deps.bus.subscribe(sessionControl(sid), (payload) => this.onControl(session, payload)).then((unsubscribe) => {
@@ -278,8 +283,30 @@ export class Host {
   }
 
   /**
-   * After this node may have been cut off (Redis came back, or a heartbeat lapsed past
-   * the TTL): one look at every owner record we think we hold. A higher epoch ends our
+   * After our node lease lapsed (a stalled loop, a partition): other nodes may have
+   * taken sessions over. They noted which (Leases.takenFrom), so this costs one read,
+   * not one per session; each noted session we still run is checked and ended.
+   */
+  async checkTaken(): Promise<void> {
+    const taken = (await this.deps.leases.takenFrom(this.options.nodeId)).filter((sid) => this.sessions.has(sid));
+    if (taken.length === 0) return;
+    const holders = await this.deps.leases.currentMany(taken);
+    let ended = 0;
+    taken.forEach((sid, i) => {
+      const session = this.hosted(sid);
+      const holder = holders[i];
+      if (session && holder && holder.epoch > session.epoch) {
+        ended++;
+        this.deps.logger.warn('fenced: another node took the session over', { sid, epoch: session.epoch, current: holder.epoch });
+        session.fence();
+      }
+    });
+    this.deps.logger.info('sessions taken over while our lease lapsed', { noted: taken.length, ended });
+  }
+
+  /**
+   * After Redis came back (it may have lost its data, and other nodes may have taken
+   * sessions over meanwhile): one look at every owner record we think we hold. A higher epoch ends our
    * copy at once (another node took over while we were away); a missing record is
    * reclaimed. Costs one read per session, only on such an event, never in steady state.
    */

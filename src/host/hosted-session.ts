@@ -20,7 +20,7 @@ import type { ClientId, Epoch, NodeId, Offset, SessionId } from '../util/ids.js'
 import type { WatchCommand } from '../node/messages.js';
 import { effectiveSize, type Size } from './resize-policy.js';
 import type { Logger } from '../util/log.js';
-import { OutputPipeline } from './output-pipeline.js';
+import { OutputPipeline, type Chunk, type OutputPipelineDeps } from './output-pipeline.js';
 
 /** Largest `out` frame: bigger batches are split so no client gets a giant message. */
 export const MAX_OUT_CHUNK = MAX_APPEND_BYTES;
@@ -50,7 +50,7 @@ interface EdgeView {
   paused: boolean;
 }
 
-export class HostedSession {
+export class HostedSession implements OutputPipelineDeps {
   state: HostedState = 'running';
   size: Size;
   lastActivity = Date.now();
@@ -74,19 +74,7 @@ export class HostedSession {
   ) {
     this.size = { cols: spec.cols, rows: spec.rows };
     this.latest = this.size;
-    this.output = new OutputPipeline(sid, epoch, head, {
-      log: deps.log,
-      ...(deps.archive ? { onConfirmed: (c, e) => deps.archive!(sid, e, c.off, c.data) } : {}),
-      onBacklog: () => this.updateFlow(),
-      onEnded: (why, handBack) => {
-        deps.logger.warn('fenced: the session ends on this node', { sid, why });
-        this.fence(handBack);
-      },
-      reclaim: (at) => deps.reclaim(this, at),
-      onReclaimed: (e) => void this.announce({ t: 'owner', sid, node: deps.nodeId, epoch: e }).catch(() => {}),
-      onHolding: (why) => deps.logger.warn('log unreachable; holding output', { sid, why }),
-      onFlowing: () => deps.logger.info('log reachable; output flows again', { sid }),
-    });
+    this.output = new OutputPipeline(sid, epoch, head, this);
     backend.onData((data) => this.onOutput(data));
     backend.onExit((exit) => void this.onBackendExit(exit));
   }
@@ -158,6 +146,41 @@ export class HostedSession {
     this.state = 'exited';
     this.exitInfo = exit;
     this.deps.onExit(this, exit);
+  }
+
+  // ─── what the output pipeline calls: methods on the prototype, not closures per session
+
+  get log(): SessionLog {
+    return this.deps.log;
+  }
+
+  onConfirmed(chunk: Chunk, epoch: Epoch): void {
+    this.deps.archive?.(this.sid, epoch, chunk.off, chunk.data);
+  }
+
+  onBacklog(): void {
+    this.updateFlow();
+  }
+
+  onEnded(why: string, handBack: boolean): void {
+    this.deps.logger.warn('fenced: the session ends on this node', { sid: this.sid, why });
+    this.fence(handBack);
+  }
+
+  reclaim(head: Offset): Promise<Epoch | null> {
+    return this.deps.reclaim(this, head);
+  }
+
+  onReclaimed(epoch: Epoch): void {
+    void this.announce({ t: 'owner', sid: this.sid, node: this.deps.nodeId, epoch }).catch(() => {});
+  }
+
+  onHolding(why: string): void {
+    this.deps.logger.warn('log unreachable; holding output', { sid: this.sid, why });
+  }
+
+  onFlowing(): void {
+    this.deps.logger.info('log reachable; output flows again', { sid: this.sid });
   }
 
   get exit(): BackendExit | undefined {

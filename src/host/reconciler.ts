@@ -25,6 +25,8 @@ export class Reconciler {
   private running = false;
   passes = 0;
   private adoptedOwn = false;
+  /** No takeovers before this time (the registry may be refilling after an outage). */
+  private quietUntil = 0;
 
   constructor(
     private readonly self: NodeId,
@@ -42,9 +44,18 @@ export class Reconciler {
     void this.pass().finally(tick);
   }
 
+  /**
+   * After Redis came back it may have lost the registry: until every live node has
+   * heartbeated again (one node lease TTL), a missing node is not a dead one, and taking
+   * its sessions would end shells that were fine.
+   */
+  holdOff(ms: number): void {
+    this.quietUntil = Math.max(this.quietUntil, Date.now() + ms);
+  }
+
   /** One look for orphans; returns how many were taken over. */
   async pass(): Promise<number> {
-    if (this.running) return 0;
+    if (this.running || Date.now() < this.quietUntil) return 0;
     this.running = true;
     let taken = 0;
     try {
@@ -55,9 +66,12 @@ export class Reconciler {
       // Our own records count as orphans until the first pass has adopted what a previous
       // life of this node left; after that every one of them is a session we run.
       if (!this.adoptedOwn) live.delete(this.self);
+      // After that we are alive by definition, even when our own heartbeat is late: without
+      // this, a lapse under load made every pass fetch all of our own sessions.
+      else live.add(this.self);
       // Only sessions of nodes not alive (the database filters, so a pass stays cheap at
       // tens of thousands of sessions); our own count as not alive for a previous life.
-      const running = await store.listSessions({ status: ['running', 'starting'], notNodes: [...live] });
+      const running = await store.listSessions({ status: ['running', 'starting'], notNodes: [...live], limit: MAX_PER_PASS });
       for (const sid of host.takeFenced()) {
         const record = await store.getSession(sid);
         if (record && (record.status === 'running' || record.status === 'starting')) running.push(record);

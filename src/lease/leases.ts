@@ -23,6 +23,10 @@
  * - `release` is compare-and-delete: it removes the record only if held at `epoch`.
  * - `current` reads the record, null when there is none.
  * - `currentMany` reads several records at once (one round trip per shard), in order.
+ * - `takeover` from another node also notes the session in that node's "taken" list;
+ *   `takenFrom(node)` returns and clears it, so a node whose lease lapsed learns what it
+ *   lost in one read instead of checking every session (best effort: the fence, not
+ *   this list, is what keeps a replaced owner from writing).
  *
  * State of one record: none → held(node, epoch) → (taken over: held(node', epoch'))* → none.
  */
@@ -39,5 +43,6 @@ export interface Leases {
   release(sid: SessionId, node: NodeId, epoch: Epoch): Promise<boolean>;
   current(sid: SessionId): Promise<LeaseHolder | null>;
   currentMany(sids: SessionId[]): Promise<Array<LeaseHolder | null>>;
+  takenFrom(node: NodeId): Promise<SessionId[]>;
   close(): Promise<void>;
 }

@@ -5,6 +5,7 @@ import type { LeaseHolder, Leases } from './leases.js';
 export class MemoryLeases implements Leases {
   private readonly held = new Map<SessionId, LeaseHolder>();
   private readonly epochs = new Map<SessionId, Epoch>();
+  private readonly taken = new Map<NodeId, Set<SessionId>>();
 
   async claim(sid: SessionId, node: NodeId): Promise<Epoch | null> {
     if (this.held.has(sid)) return null;
@@ -14,7 +15,18 @@ export class MemoryLeases implements Leases {
   async takeover(sid: SessionId, node: NodeId, from: LeaseHolder | null, minEpoch = 0): Promise<Epoch | null> {
     const h = this.held.get(sid) ?? null;
     if (!sameHolder(h, from)) return null;
+    if (from && from.node !== node) {
+      const set = this.taken.get(from.node) ?? new Set();
+      set.add(sid);
+      this.taken.set(from.node, set);
+    }
     return this.grant(sid, node, minEpoch);
+  }
+
+  async takenFrom(node: NodeId): Promise<SessionId[]> {
+    const set = this.taken.get(node);
+    this.taken.delete(node);
+    return set ? [...set] : [];
   }
 
   private grant(sid: SessionId, node: NodeId, minEpoch: Epoch): Epoch {

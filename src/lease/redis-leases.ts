@@ -9,9 +9,14 @@ import type { LeaseHolder, Leases } from './leases.js';
  * The `{sid}` hash tag keeps both in the session's Cluster slot. The epoch comes first
  * because node ids may contain ':' (host:port); it is digits only. Node liveness is not
  * here: it is the node's own registry heartbeat (see leases.ts).
+ *   sb:node:{<node>}:taken  set of sids taken over from that node (a hint, see leases.ts)
  */
 export const leaseKey = (sid: SessionId): string => `sb:{${sid}}:lease`;
 export const epochKey = (sid: SessionId): string => `sb:{${sid}}:epoch`;
+/** Sessions other nodes took over from `node` (a set in the node's own slot). */
+export const takenKey = (node: NodeId): string => `sb:node:{${node}}:taken`;
+/** Entries expire with the set: a node away this long has reconciled long since. */
+const TAKEN_TTL_S = 3_600;
 
 export function parseLease(value: string): LeaseHolder | null {
   const colon = value.indexOf(':');
@@ -65,7 +70,17 @@ export class RedisLeases implements Leases {
 
   async takeover(sid: SessionId, node: NodeId, from: LeaseHolder | null, minEpoch = 0): Promise<Epoch | null> {
     const epoch = await this.redis.sbLeaseTake(leaseKey(sid), epochKey(sid), formatLease(from), node, minEpoch);
-    return epoch === null ? null : Number(epoch);
+    if (epoch === null) return null;
+    if (from && from.node !== node) {
+      // Another slot, so not in the script; a lost note only delays what the fence enforces.
+      await this.client.multi().sadd(takenKey(from.node), sid).expire(takenKey(from.node), TAKEN_TTL_S).exec().catch(() => {});
+    }
+    return Number(epoch);
+  }
+
+  async takenFrom(node: NodeId): Promise<SessionId[]> {
+    const [[, sids]] = (await this.client.multi().smembers(takenKey(node)).del(takenKey(node)).exec()) as [[Error | null, string[]], unknown];
+    return sids ?? [];
   }
 
   async release(sid: SessionId, node: NodeId, epoch: Epoch): Promise<boolean> {

@@ -27,7 +27,7 @@ import type { Seams } from './wiring.js';
 
 /** Heartbeats per node lease TTL: a stall shorter than 5/6 of the TTL loses nothing. */
 const HEARTBEATS_PER_TTL = 6;
-const RECONCILE_MS = 250;
+const RECONCILE_MS = 200;
 const BYE_BATCH = 200;
 const BYE_PAUSE_MS = 50;
 const BYE_RETRY_MS = 250;
@@ -107,9 +107,14 @@ export class SwitchboardNode {
     this.inboxUnsubscribe = await this.seams.bus.subscribe(nodeInbox(this.config.nodeId), (payload) => this.onInbox(payload));
     this.seams.bus.onRestore(() => {
       this.registered = false;
+      this.reconciler?.holdOff(this.config.leaseTtlMs);
       void this.heartbeat();
       // Redis may have lost owner records, or another node took sessions over meanwhile.
-      void this.host?.verifyOwnership('redis reachable again').catch((err) => this.logger.warn('ownership check failed', { err: String(err) }));
+      // Checked one lease TTL later, when the other nodes' edges are subscribed again and
+      // see the `owner` frames a reclaim sends.
+      const check = setTimeout(() => void this.host?.verifyOwnership('redis reachable again')
+        .catch((err) => this.logger.warn('ownership check failed', { err: String(err) })), this.config.leaseTtlMs);
+      check.unref();
     });
     this.edge.start();
     this.host?.start();
@@ -180,7 +185,8 @@ export class SwitchboardNode {
       this.registered = true;
       if (sentAt - this.leaseRenewedAt > this.config.leaseTtlMs && this.leaseRenewedAt > 0) {
         // Our lease lapsed (a stalled loop, a partition): others may have taken sessions over.
-        void this.host?.verifyOwnership('node lease lapsed').catch((err) => this.logger.warn('ownership check failed', { err: String(err) }));
+        this.logger.warn('node lease lapsed: the last heartbeat landed too long ago', { ms: sentAt - this.leaseRenewedAt });
+        void this.host?.checkTaken().catch((err) => this.logger.warn('ownership check failed', { err: String(err) }));
       }
       this.leaseRenewedAt = sentAt;
     } catch (err) {

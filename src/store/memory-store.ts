@@ -53,7 +53,8 @@ export class MemoryStore implements Store {
       if (filter.status !== undefined && !filter.status.includes(r.status)) continue;
       out.push({ ...r });
     }
-    return out.sort((a, b) => b.createdAt - a.createdAt);
+    out.sort((a, b) => b.createdAt - a.createdAt);
+    return filter.limit !== undefined ? out.slice(0, filter.limit) : out;
   }
 
   async appendEvent(event: SessionEvent): Promise<void> {

@@ -204,10 +204,15 @@ export class PostgresStore implements Store, ArchiveSink {
       values.push(filter.status);
       where.push(`status = ANY($${values.length}::text[])`);
     }
+    let limit = '';
+    if (filter.limit !== undefined) {
+      values.push(filter.limit);
+      limit = `LIMIT $${values.length}`;
+    }
     const { rows } = await this.query<SessionRow>(
       `SELECT ${SESSION_COLUMNS} FROM sessions
        ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY created_at DESC, sid`,
+       ORDER BY created_at DESC, sid ${limit}`,
       values,
     );
     return rows.map(toRecord);

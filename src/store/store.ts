@@ -62,6 +62,8 @@ export interface SessionFilter {
   /** Only sessions whose node is none of these (the reaper: nodes not alive). */
   notNodes?: NodeId[];
   status?: SessionStatus[];
+  /** At most this many (newest first). */
+  limit?: number;
 }
 
 export interface SessionEvent {

@@ -1,34 +1,23 @@
 /**
- * The browser terminal: xterm.js over protocol v1 (/work/shared/PROTOCOL.md).
+ * The browser terminal: xterm.js over protocol v1, through SessionLink
+ * (src/client/link.ts), the protocol client shared with `switchboard attach`.
  *
  *   /            opens a new pty session, then shows `?sid=…` in the URL
  *   /?sid=X      attaches to X as a writer (a screen snapshot, then live output)
  *
- * Offsets: `nextOffset` is the offset of the next output byte we expect. A dropped
- * socket re-attaches with `from: nextOffset`, so output is neither lost nor repeated;
- * an `out` overlapping what we already have is trimmed. A snapshot (`snap: true`)
- * redraws the screen as of `off` and does not advance the offset.
+ * This file is the browser's side only: a WebSocket per connection, xterm.js, the status
+ * line. The link re-attaches a dropped socket with `from: <next offset>` (output neither
+ * lost nor repeated), follows a draining node's `bye`, and retries or gives up per the
+ * one retry rule (src/client/retry.ts). A snapshot (`snap: true`) redraws the screen.
  *
- * Flow control: output is acknowledged (`ack {sid, off}`) only once xterm has parsed
- * it (its write callback), in batches, so a slow tab pauses the session instead of
- * buffering without bound.
+ * Flow control: output is acknowledged only once xterm has parsed it (its write
+ * callback reports `consumed`), so a slow tab pauses the session instead of buffering
+ * without bound.
  */
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
-import { Packr, Unpackr } from 'msgpackr';
-
-// ─── wire frames (the server → client subset we read) ─────────────────────────
-
-interface OutFrame { t: 'out'; sid: string; off: number; data: Uint8Array; snap?: boolean }
-interface OpenedFrame { t: 'opened'; ref: number; sid: string; node: string }
-interface AttachedFrame { t: 'attached'; ref: number; sid: string; head: number; node: string; cols: number; rows: number }
-interface GapFrame { t: 'gap'; sid: string; from: number; to: number }
-interface ExitFrame { t: 'exit'; sid: string; code: number; signal?: string }
-interface ErrorFrame { t: 'error'; ref?: number; sid?: string; code: string; msg: string }
-interface ByeFrame { t: 'bye'; reason: string; retryMs: number }
-interface OwnerFrame { t: 'owner'; sid: string; node: string; epoch: number }
-interface OtherFrame { t: 'ack' | 'resized' | 'killed' | 'pong' }
-type ServerFrame = OutFrame | OpenedFrame | AttachedFrame | GapFrame | ExitFrame | ErrorFrame | ByeFrame | OwnerFrame | OtherFrame;
+import { SessionLink, type Transport, type TransportHandlers } from '../client/link.js';
+import { SUBPROTOCOL } from '../client/core.js';
 
 /** What tests read through `window.__switchboard`. */
 export interface SwitchboardHook {
@@ -48,23 +37,8 @@ declare global {
   interface Window { __switchboard?: SwitchboardHook }
 }
 
-// ─── tuning ───────────────────────────────────────────────────────────────────
-
-const ACK_BYTES = 64 * 1024;
-const ACK_DELAY_MS = 50;
-const BACKOFF_BASE_MS = 250;
-const BACKOFF_MAX_MS = 15_000;
-/** Input typed while disconnected is kept up to this much and sent on re-attach. */
-const MAX_QUEUED_INPUT = 64 * 1024;
-/** Error codes on open/attach that retrying cannot fix. */
-const FATAL_CODES = new Set(['not_found', 'forbidden', 'bad_frame', 'unauthorized', 'too_large']);
-
-// ─── state ────────────────────────────────────────────────────────────────────
-
 type Phase = 'connecting' | 'connected' | 'reconnecting' | 'ended' | 'failed';
 
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const encoder = new TextEncoder();
 
 const params = new URLSearchParams(location.search);
@@ -75,31 +49,11 @@ if (urlToken !== null) {
   replaceQuery();
 }
 
-let sid: string | undefined = params.get('sid') ?? undefined;
-let nextOffset: number | undefined;
 let socket: WebSocket | undefined;
-/** The current socket finished open/attach: output flows and input may be sent. */
-let live = false;
-let pendingRef: number | undefined;
-let refCounter = 1;
-let attempt = 0;
-let connects = 0;
-let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-let countdownTimer: ReturnType<typeof setInterval> | undefined;
-let reconnectAt = 0;
-let byeRetryMs: number | undefined;
-let stopped = false;
 let node = '';
-let openedSize = { cols: 80, rows: 24 };
+let countdownTimer: ReturnType<typeof setInterval> | undefined;
 
-// Flow control: `consumed` is what xterm has parsed; `acked` what we told this socket.
-let consumed: number | undefined;
-let acked: number | undefined;
-let ackTimer: ReturnType<typeof setTimeout> | undefined;
-
-let queuedInput: Uint8Array[] = [];
-let queuedBytes = 0;
-
+// For the test hook: what reached xterm.
 const received: Uint8Array[] = [];
 let receivedStart: number | undefined;
 const gaps: Array<{ from: number; to: number }> = [];
@@ -143,20 +97,120 @@ function fitNow(): void {
 window.addEventListener('resize', scheduleFit);
 new ResizeObserver(scheduleFit).observe(container);
 
-term.onResize(({ cols, rows }) => {
-  if (live && sid) send({ t: 'resize', sid, cols, rows });
-});
-term.onData((text) => sendInput(encoder.encode(text)));
-// Some mouse reports are not UTF-8: one byte per character.
-term.onBinary((text) => sendInput(Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff)));
-
 function notice(text: string, color = 33): void {
   term.write(`\r\n\x1b[${color}m[switchboard] ${text}\x1b[0m\r\n`);
 }
 
+// ─── the socket (one per connection; the link decides when) ─────────────────
+
+function dial(handlers: TransportHandlers): Transport {
+  const protocols = [SUBPROTOCOL];
+  if (urlToken) protocols.push(`bearer.${urlToken}`);
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${scheme}//${location.host}/v1/ws`, protocols);
+  ws.binaryType = 'arraybuffer';
+  socket = ws;
+  let opened = false;
+  ws.onopen = () => {
+    opened = true;
+    handlers.open();
+  };
+  ws.onmessage = (ev: MessageEvent) => {
+    if (ev.data instanceof ArrayBuffer) handlers.message(new Uint8Array(ev.data));
+  };
+  ws.onclose = (ev: CloseEvent) => {
+    if (socket === ws) socket = undefined;
+    // A browser does not say why an upgrade failed (a refusal looks like a network error).
+    handlers.closed(opened ? { kind: 'close', code: ev.code, reason: ev.reason } : { kind: 'unreachable', message: `could not connect (${ev.code})` });
+  };
+  return {
+    send: (bytes) => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(bytes);
+    },
+    close: () => ws.close(),
+  };
+}
+
+// ─── the session ──────────────────────────────────────────────────────────────
+
+const link = new SessionLink({
+  dial,
+  sid: params.get('sid') ?? undefined,
+  open: () => ({ kind: 'pty', cols: term.cols, rows: term.rows }),
+  size: () => ({ cols: term.cols, rows: term.rows }),
+  events: {
+    output: (data, end, snap) => {
+      if (snap) {
+        // The screen as of `end`: redraw it; output continues from `end`.
+        term.reset();
+        receivedStart ??= end;
+      } else {
+        receivedStart ??= end - data.length;
+        received.push(data);
+      }
+      term.write(data, () => link.consumed(end));
+    },
+    connecting: (attempt) => {
+      stopCountdown();
+      setStatus(link.connects === 1 ? 'connecting' : 'reconnecting', link.connects === 1 ? 'connecting…' : attempt > 0 ? `reconnecting… (attempt ${attempt + 1})` : 'reconnecting…');
+    },
+    live: (info) => {
+      node = info.node;
+      if (info.opened) {
+        params.set('sid', info.sid);
+        replaceQuery();
+      }
+      setStatus('connected', 'connected');
+    },
+    waiting: ({ delayMs, why }) => {
+      const at = Date.now() + delayMs;
+      const show = (): void => {
+        const secs = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+        setStatus('reconnecting', `reconnecting in ${secs}s (${why})`);
+      };
+      stopCountdown();
+      show();
+      countdownTimer = setInterval(show, 1000);
+    },
+    gap: (from, to) => {
+      gaps.push({ from, to });
+      notice(`${to - from} bytes of output could not be replayed (offsets ${from}–${to})`);
+    },
+    owner: (owner) => {
+      node = owner;
+      setStatus('connected', 'connected');
+    },
+    notice: (text) => notice(text, 31),
+    ended: (end) => {
+      stopCountdown();
+      if ('exit' in end) {
+        const how = end.exit.signal ? `signal ${end.exit.signal}` : `code ${end.exit.code}`;
+        notice(`session exited with ${how}${end.exit.reason ? `: ${end.exit.reason}` : ''}`, end.exit.code === 0 && !end.exit.signal ? 32 : 31);
+        // A reload should start a new session rather than re-attach to a finished one.
+        params.delete('sid');
+        replaceQuery();
+        setStatus('ended', `session ended (${how}) · reload for a new one`);
+        return;
+      }
+      notice(end.failure.message, 31);
+      if (end.failure.code === 'not_found') {
+        params.delete('sid');
+        replaceQuery();
+      }
+      setStatus('failed', end.failure.message);
+    },
+  },
+});
+
+term.onResize(({ cols, rows }) => link.resize(cols, rows));
+term.onData((text) => link.input(encoder.encode(text)));
+// Some mouse reports are not UTF-8: one byte per character.
+term.onBinary((text) => link.input(Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff)));
+
 // ─── status line ──────────────────────────────────────────────────────────────
 
 function setStatus(phase: Phase, text: string): void {
+  const sid = link.established ? link.sid : undefined;
   stateEl.className = phase;
   stateEl.textContent = text;
   sidEl.textContent = sid ? `session ${sid}` : '';
@@ -164,250 +218,13 @@ function setStatus(phase: Phase, text: string): void {
   document.title = sid ? `Switchboard · ${sid.slice(0, 8)}` : 'Switchboard';
 }
 
-stateEl.addEventListener('click', () => {
-  if (reconnectTimer !== undefined) reconnectNow();
-});
-window.addEventListener('online', () => {
-  if (reconnectTimer !== undefined) reconnectNow();
-});
-
-// ─── socket ───────────────────────────────────────────────────────────────────
-
-function send(frame: Record<string, unknown>): void {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(packr.pack(frame));
-}
-
-function connect(): void {
-  clearReconnect();
-  const protocols = ['switchboard.v1'];
-  if (urlToken) protocols.push(`bearer.${urlToken}`);
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${scheme}//${location.host}/v1/ws`, protocols);
-  ws.binaryType = 'arraybuffer';
-  socket = ws;
-  live = false;
-  connects++;
-  setStatus(attempt === 0 ? 'connecting' : 'reconnecting', attempt === 0 ? 'connecting…' : 'reconnecting…');
-
-  ws.onopen = () => {
-    if (socket !== ws) return;
-    pendingRef = refCounter++;
-    if (sid) {
-      const frame: Record<string, unknown> = { t: 'attach', ref: pendingRef, sid, role: 'writer' };
-      if (nextOffset !== undefined) frame.from = nextOffset;
-      send(frame);
-    } else {
-      openedSize = { cols: term.cols, rows: term.rows };
-      send({ t: 'open', ref: pendingRef, kind: 'pty', ...openedSize });
-    }
-  };
-  ws.onmessage = (ev: MessageEvent) => {
-    if (socket !== ws) return;
-    if (!(ev.data instanceof ArrayBuffer)) return;
-    let frame: ServerFrame;
-    try {
-      frame = unpackr.unpack(new Uint8Array(ev.data)) as ServerFrame;
-    } catch {
-      return;
-    }
-    onFrame(frame);
-  };
-  ws.onclose = (ev: CloseEvent) => {
-    if (socket !== ws) return;
-    socket = undefined;
-    live = false;
-    if (stopped) return;
-    const delay = byeRetryMs ?? backoff();
-    byeRetryMs = undefined;
-    scheduleReconnect(delay, ev.code);
-  };
-}
-
-function backoff(): number {
-  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
-  attempt++;
-  // "Equal jitter": half fixed, half random, so a fleet of tabs does not reconnect in step.
-  return ceiling / 2 + Math.random() * (ceiling / 2);
-}
-
-function scheduleReconnect(delayMs: number, code?: number): void {
-  clearReconnect();
-  reconnectAt = Date.now() + delayMs;
-  const show = (): void => {
-    const secs = Math.max(0, Math.ceil((reconnectAt - Date.now()) / 1000));
-    setStatus('reconnecting', `reconnecting in ${secs}s${code !== undefined && code !== 1000 && code !== 1005 ? ` (closed ${code})` : ''}`);
-  };
-  show();
-  countdownTimer = setInterval(show, 1000);
-  reconnectTimer = setTimeout(connect, delayMs);
-}
-
-function clearReconnect(): void {
-  if (reconnectTimer !== undefined) clearTimeout(reconnectTimer);
+function stopCountdown(): void {
   if (countdownTimer !== undefined) clearInterval(countdownTimer);
-  reconnectTimer = countdownTimer = undefined;
+  countdownTimer = undefined;
 }
 
-function reconnectNow(): void {
-  clearReconnect();
-  connect();
-}
-
-/** Ends the page's connection for good (session over, or an error retrying cannot fix). */
-function stop(phase: Phase, text: string): void {
-  stopped = true;
-  clearReconnect();
-  live = false;
-  const ws = socket;
-  socket = undefined;
-  ws?.close();
-  setStatus(phase, text);
-}
-
-// ─── frames ───────────────────────────────────────────────────────────────────
-
-function onFrame(f: ServerFrame): void {
-  switch (f.t) {
-    case 'opened':
-      if (f.ref !== pendingRef) return;
-      sid = f.sid;
-      node = f.node;
-      nextOffset = 0;
-      params.set('sid', sid);
-      replaceQuery();
-      becameLive();
-      if (openedSize.cols !== term.cols || openedSize.rows !== term.rows) send({ t: 'resize', sid, cols: term.cols, rows: term.rows });
-      return;
-    case 'attached':
-      if (f.ref !== pendingRef || f.sid !== sid) return;
-      node = f.node;
-      becameLive();
-      // Our window decides our size; the session's resize policy decides the rest.
-      if (f.cols !== term.cols || f.rows !== term.rows) send({ t: 'resize', sid, cols: term.cols, rows: term.rows });
-      return;
-    case 'out':
-      if (f.sid === sid) onOutput(f);
-      return;
-    case 'gap':
-      if (f.sid !== sid) return;
-      gaps.push({ from: f.from, to: f.to });
-      notice(`${f.to - f.from} bytes of output could not be replayed (offsets ${f.from}–${f.to})`);
-      if (nextOffset === undefined || nextOffset < f.to) nextOffset = f.to;
-      return;
-    case 'exit': {
-      if (f.sid !== sid) return;
-      const how = f.signal ? `signal ${f.signal}` : `code ${f.code}`;
-      notice(`session exited with ${how}`, f.code === 0 && !f.signal ? 32 : 31);
-      flushAck();
-      // A reload should start a new session rather than re-attach to a finished one.
-      params.delete('sid');
-      replaceQuery();
-      stop('ended', `session ended (${how}) · reload for a new one`);
-      return;
-    }
-    case 'error':
-      onError(f);
-      return;
-    case 'bye':
-      byeRetryMs = f.retryMs;
-      setStatus('reconnecting', `node ${f.reason}, moving…`);
-      // The server closes right after `bye`; close ourselves in case it does not.
-      socket?.close();
-      return;
-    case 'owner':
-      if (f.sid === sid) {
-        node = f.node;
-        setStatus('connected', 'connected');
-      }
-      return;
-    default:
-      return;
-  }
-}
-
-function becameLive(): void {
-  live = true;
-  pendingRef = undefined;
-  attempt = 0;
-  acked = undefined;
-  setStatus('connected', 'connected');
-  if (queuedInput.length > 0 && sid) {
-    for (const data of queuedInput) send({ t: 'in', sid, data });
-    queuedInput = [];
-    queuedBytes = 0;
-  }
-  flushAck();
-}
-
-function onOutput(f: OutFrame): void {
-  const data = f.data;
-  if (f.snap) {
-    // The screen as of `off`: redraw it, and expect output from `off` on.
-    term.reset();
-    nextOffset = f.off;
-    receivedStart ??= f.off;
-    const end = f.off;
-    term.write(data, () => consumedUpTo(end));
-    return;
-  }
-  let off = f.off;
-  let bytes = data;
-  if (nextOffset === undefined) nextOffset = off;
-  if (off < nextOffset) {
-    // Already have these (a replay overlapping what the old socket delivered).
-    const overlap = Math.min(nextOffset - off, bytes.length);
-    bytes = bytes.subarray(overlap);
-    off += overlap;
-  }
-  if (bytes.length === 0) return;
-  receivedStart ??= off;
-  received.push(bytes);
-  nextOffset = off + bytes.length;
-  const end = nextOffset;
-  term.write(bytes, () => consumedUpTo(end));
-}
-
-function onError(f: ErrorFrame): void {
-  const forRequest = f.ref !== undefined && f.ref === pendingRef;
-  notice(`${f.code}: ${f.msg}`, 31);
-  if (forRequest && FATAL_CODES.has(f.code)) {
-    if (f.code === 'not_found') {
-      params.delete('sid');
-      replaceQuery();
-    }
-    stop('failed', `${f.code}: ${f.msg}`);
-    return;
-  }
-  // A failed request, or the server stopped streaming this session to us: start over.
-  if (forRequest || (f.sid === sid && f.code === 'unavailable')) socket?.close();
-}
-
-// ─── input and flow control ───────────────────────────────────────────────────
-
-function sendInput(data: Uint8Array): void {
-  if (stopped) return;
-  if (live && sid && socket?.readyState === WebSocket.OPEN) {
-    send({ t: 'in', sid, data });
-    return;
-  }
-  if (queuedBytes + data.length > MAX_QUEUED_INPUT) return;
-  queuedInput.push(data);
-  queuedBytes += data.length;
-}
-
-function consumedUpTo(end: number): void {
-  if (consumed === undefined || end > consumed) consumed = end;
-  if (acked === undefined || consumed - acked >= ACK_BYTES) flushAck();
-  else ackTimer ??= setTimeout(flushAck, ACK_DELAY_MS);
-}
-
-function flushAck(): void {
-  if (ackTimer !== undefined) clearTimeout(ackTimer);
-  ackTimer = undefined;
-  if (!live || !sid || consumed === undefined || consumed === acked) return;
-  send({ t: 'ack', sid, off: consumed });
-  acked = consumed;
-}
+stateEl.addEventListener('click', () => link.reconnectNow());
+window.addEventListener('online', () => link.reconnectNow());
 
 function replaceQuery(): void {
   const q = params.toString();
@@ -417,14 +234,14 @@ function replaceQuery(): void {
 // ─── test hook and start ──────────────────────────────────────────────────────
 
 window.__switchboard = {
-  get sid() { return sid; },
-  get nextOffset() { return nextOffset; },
+  get sid() { return link.established ? link.sid : undefined; },
+  get nextOffset() { return link.next; },
   get socket() { return socket; },
   term,
   received,
   get receivedStart() { return receivedStart; },
   gaps,
-  get connects() { return connects; },
+  get connects() { return link.connects; },
 };
 
-connect();
+link.start();

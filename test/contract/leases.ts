@@ -79,6 +79,20 @@ export async function leasesContract(t: Test, make: () => Promise<Leases>): Prom
     t.ok(epochs.every((v, i) => i === 0 || v > epochs[i - 1]!), `strictly increasing: ${epochs.join(' < ')}`);
   });
 
+  t.test('takenFrom lists (once) what other nodes took over from a node', async (t) => {
+    const leases = await setup(t);
+    const node = `lapsed-${newSessionId()}`;
+    const [a, b, c] = [newSessionId(), newSessionId(), newSessionId()];
+    const ea = (await leases.claim(a, node))!;
+    const eb = (await leases.claim(b, node))!;
+    await leases.claim(c, node);
+    t.same(await leases.takenFrom(node), [], 'nothing taken yet');
+    await leases.takeover(a, 'other', { node, epoch: ea });
+    await leases.takeover(b, node, { node, epoch: eb }); // its own reclaim: not "taken"
+    t.same(await leases.takenFrom(node), [a]);
+    t.same(await leases.takenFrom(node), [], 'read once');
+  });
+
   t.test('currentMany reads several records in order', async (t) => {
     const leases = await setup(t);
     const sids = [newSessionId(), newSessionId(), newSessionId()];

@@ -185,6 +185,7 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     t.strictSame(sids(await store.listSessions({ owner: bob, status: ['exited'] })), [], 'nothing matches');
     t.strictSame(sids(await store.listSessions({ node: n1, status: [] })), [], 'no status wanted: nothing');
     t.strictSame(sids(await store.listSessions({ owner: unique('nobody') })), [], 'unknown owner');
+    t.strictSame(sids(await store.listSessions({ node: n1, limit: 2 })), [a5.sid, b3.sid], 'limit: the newest first');
 
     const mine = new Set(sids(recs));
     const everything = (await store.listSessions()).filter((r) => mine.has(r.sid));

@@ -3,11 +3,8 @@
  * frame rather than sleep.
  */
 import WebSocket from 'ws';
-import { Packr, Unpackr } from 'msgpackr';
+import { decodeMessage, encodeValue } from '../../src/protocol/codec.js';
 import { TEST_TOKEN } from './node.js';
-
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
 export type Frame = Record<string, any>;
 
@@ -22,7 +19,7 @@ export class TestClient {
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      const f = isBinary ? (unpackr.unpack(data) as Frame) : { t: '__text', text: data.toString() };
+      const f = isBinary ? (decodeMessage(data) as Frame) : { t: '__text', text: data.toString() };
       this.frames.push(f);
       if (f.t === 'out' && !f.snap) {
         const list = this.output.get(f.sid) ?? [];
@@ -67,7 +64,7 @@ export class TestClient {
   }
 
   send(frame: Frame): void {
-    this.ws.send(packr.pack(frame));
+    this.ws.send(encodeValue(frame));
   }
 
   /**
@@ -78,7 +75,7 @@ export class TestClient {
     this.hooks.push({ pred, fn });
   }
 
-  sendRaw(data: Buffer | string): void {
+  sendRaw(data: Uint8Array | string): void {
     this.ws.send(data);
   }
 
