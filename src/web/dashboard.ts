@@ -86,7 +86,8 @@ $('login').addEventListener('submit', (ev) => {
 });
 
 async function api(method: 'GET' | 'POST', path: string): Promise<Response> {
-  return fetch(path, { method, headers: { authorization: `Bearer ${token ?? ''}` }, cache: 'no-store' });
+  // No token: a server with authentication off answers anyway; one with it asks (401).
+  return fetch(path, { method, headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' });
 }
 
 // ─── refresh loop ─────────────────────────────────────────────────────────────
@@ -101,9 +102,10 @@ async function refresh(): Promise<void> {
   try {
     const res = await api('GET', '/v1/cluster');
     if (res.status === 401) {
+      const hadToken = token !== null;
       sessionStorage.removeItem(TOKEN_KEY);
       token = null;
-      showLogin('That token was refused. Paste the admin token.');
+      showLogin(hadToken ? 'That token was refused. Paste the admin token.' : '');
       return;
     }
     if (res.status === 403) {
@@ -325,8 +327,7 @@ $('confirm-drain').addEventListener('click', () => {
 // ─── start ────────────────────────────────────────────────────────────────────
 
 takeTokenFromUrl();
-if (token) void refresh();
-else showLogin('');
+void refresh();
 // `#token=…` given to this tab again (a fragment change does not reload the page).
 window.addEventListener('hashchange', () => {
   if (!new URLSearchParams(location.hash.slice(1)).has('token')) return;

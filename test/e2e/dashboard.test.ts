@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { SwitchboardClient } from '../../src/client/client.js';
 import { spawnNode, startLocalCluster, type LocalCluster } from '../../src/launcher/local-cluster.js';
+import { startNode } from '../helpers/node.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token-0123456789';
@@ -147,6 +148,15 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missi
   await page.screenshot({ path: shot, fullPage: true });
   const png = readFileSync(shot);
   t.same([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'screenshot is a PNG');
-  t.same(pageErrors, [], 'no page errors');
   t.equal(await page.evaluate(() => window.__dashboard!.error), undefined, 'the last refresh succeeded');
+
+  // A node with authentication off (loopback only): the page shows it without asking.
+  const open = await startNode(['--auth', 'none']);
+  t.teardown(() => open.stop());
+  const second = await context.newPage();
+  second.on('pageerror', (err) => pageErrors.push(String(err)));
+  await second.goto(`${open.http}/dashboard`);
+  await second.waitForSelector(`tr[data-node="${open.config.nodeId}"]`);
+  t.ok(await second.locator('#login').isHidden(), 'no login form when the server asks for no token');
+  t.same(pageErrors, [], 'no page errors');
 });
