@@ -50,17 +50,42 @@ function intercept<T extends object>(target: T, overrides: Record<string, AnyFn>
   });
 }
 
+/**
+ * A proxy of `target` whose every method (but those in `skip`) goes through `wrap`, made
+ * once per method on first use: methods added to an interface later are covered too.
+ */
+function interceptAll<T extends object>(target: T, skip: ReadonlySet<string>, wrap: (name: string, call: AnyFn) => AnyFn): T {
+  const wrapped = new Map<PropertyKey, { fn: AnyFn; wrapped: AnyFn }>();
+  return new Proxy(target, {
+    get(t, p) {
+      const v = Reflect.get(t, p, t) as unknown;
+      if (typeof v !== 'function') return v;
+      const cached = wrapped.get(p);
+      if (cached?.fn === v) return cached.wrapped;
+      const bound = (v as AnyFn).bind(t) as AnyFn;
+      const w = typeof p === 'string' && !skip.has(p) ? wrap(p, bound) : bound;
+      wrapped.set(p, { fn: v as AnyFn, wrapped: w });
+      return w;
+    },
+  });
+}
+
 function method(target: object, name: string): AnyFn {
   const fn = (target as Record<string, unknown>)[name];
   if (typeof fn !== 'function') throw new Error(`instrument: no method ${name}`);
   return (fn as AnyFn).bind(target) as AnyFn;
 }
 
-/** Store calls that return a promise; the others (isHealthy, close) pass through. */
+/**
+ * Store operations whose error series exist from the start (at 0). Every other method
+ * that returns a promise is counted too, under its own name, once it fails.
+ */
 const STORE_CALLS = [
-  'createSession', 'getSession', 'updateSession', 'listSessions', 'touchSessions', 'appendEvent', 'listEvents',
-  'archive', 'readArchive', 'archivedHead',
+  'createSession', 'getSession', 'updateSession', 'listSessions', 'touchSessions', 'appendEvent', 'appendEvents', 'listEvents',
+  'archive', 'readArchive', 'archivedHead', 'archivedHeads', 'moveSessions',
 ] as const;
+/** Store methods that never touch the database. */
+const STORE_LOCAL = new Set(['isHealthy', 'close', 'constructor']);
 
 interface LimiterWithFallback {
   isDegraded(): boolean;
@@ -90,24 +115,22 @@ export function instrumentSeams(seams: Seams, metrics: Metrics, nodeId: NodeId):
 
   // Every series exists from the start (at 0), so rate() and alerts see the first one.
   for (const seam of ['log', 'store']) metrics.fencedWrites.inc({ seam }, 0);
-  const storeOverrides: Record<string, AnyFn> = {};
-  for (const op of STORE_CALLS) {
-    metrics.storeErrors.inc({ op }, 0);
-    const call = method(seams.store, op);
-    storeOverrides[op] = (...args) => {
-      const result = (call(...args) as Promise<unknown>).catch((err: unknown) => {
-        // A refusal the contract defines (a taken sid) is an answer, not a failure.
-        if (!(err instanceof SwitchboardError && err.code === 'conflict')) metrics.storeErrors.inc({ op });
-        throw err;
-      });
-      if (op !== 'updateSession') return result;
-      return result.then((applied) => {
-        if (applied === false) metrics.fencedWrites.inc({ seam: 'store' });
-        return applied;
-      });
-    };
-  }
-  const store = intercept(seams.store, storeOverrides);
+  for (const op of STORE_CALLS) metrics.storeErrors.inc({ op }, 0);
+  const storeFailed = (op: string) => (err: unknown): never => {
+    // A refusal the contract defines (a taken sid) is an answer, not a failure.
+    if (!(err instanceof SwitchboardError && err.code === 'conflict')) metrics.storeErrors.inc({ op });
+    throw err;
+  };
+  const store = interceptAll(seams.store, STORE_LOCAL, (op, call) => (...args) => {
+    const result = call(...args);
+    if (!(result instanceof Promise)) return result;
+    const counted = result.catch(storeFailed(op));
+    if (op !== 'updateSession') return counted;
+    return counted.then((applied: unknown) => {
+      if (applied === false) metrics.fencedWrites.inc({ seam: 'store' });
+      return applied;
+    });
+  });
 
   const takeover = method(seams.leases, 'takeover');
   const leases = intercept(seams.leases, {
