@@ -83,10 +83,18 @@ export async function ls(args: LsArgs): Promise<number> {
 }
 
 export async function fetchSessions(url: string, token: string | undefined): Promise<SessionInfo[]> {
-  const endpoint = `${httpBase(url)}/v1/sessions`;
+  const body = await getJson(url, token, '/v1/sessions');
+  const sessions = (body as { sessions?: unknown }).sessions;
+  if (!Array.isArray(sessions)) throw new Error(`${httpBase(url)}/v1/sessions answered without a sessions list`);
+  return sessions as SessionInfo[];
+}
+
+/** GET of an API path with the token; errors say what went wrong and what to do. */
+export async function getJson(url: string, token: string | undefined, path: string): Promise<unknown> {
+  const endpoint = `${httpBase(url)}${path}`;
   let res: Response;
   try {
-    res = await fetch(endpoint, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    res = await fetch(endpoint, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10_000) });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new Error(`cannot reach ${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
@@ -100,12 +108,10 @@ export async function fetchSessions(url: string, token: string | undefined): Pro
   }
   if (!res.ok) {
     const e = body as { error?: string; message?: string };
-    const hint = res.status === 401 ? ' (pass --token or set SWITCHBOARD_TOKEN)' : '';
+    const hint = res.status === 401 ? ' (pass --token or set SWITCHBOARD_TOKEN)' : res.status === 403 ? ' (this needs the admin token)' : '';
     throw new Error(`${e.error ?? `HTTP ${res.status}`}: ${e.message ?? text}${hint}`);
   }
-  const sessions = (body as { sessions?: unknown }).sessions;
-  if (!Array.isArray(sessions)) throw new Error(`${endpoint} answered without a sessions list`);
-  return sessions as SessionInfo[];
+  return body;
 }
 
 const COLUMNS = ['SID', 'KIND', 'OWNER', 'STATUS', 'NODE', 'CLIENTS', 'CREATED'] as const;

@@ -172,6 +172,11 @@ export class Edge {
     return this.watched.size;
   }
 
+  /** How many output bytes each session has produced (its log head), null when unknown. */
+  async outputBytes(sids: readonly SessionId[]): Promise<Array<number | null>> {
+    return Promise.all(sids.map((sid) => this.deps.log.bounds(sid).then((b) => b?.head ?? null, () => null)));
+  }
+
   // ─── connections ──────────────────────────────────────────────────────────
 
   connect(socket: SocketLike, principal: Principal, ip: string): ClientConn {
@@ -334,6 +339,7 @@ export class Edge {
         const a = this.writerOf(client, frame.sid);
         const command: InputCommand = { t: 'in', data: frame.data, c: client.id, e: this.options.nodeId };
         if (frame.n !== undefined) command.n = frame.n;
+        if (a.timesKeys && a.keyAt === 0) a.keyAt = performance.now();
         const admitting = this.access.admitInput(client.principal, frame.data.length);
         if (admitting === undefined) {
           this.control(client, a.sid, command);
@@ -470,6 +476,7 @@ export class Edge {
     const existing = client.attachments.get(sid);
     if (existing) this.detach(existing);
     const a = this.register(client, sid, 'writer', 0);
+    a.timesKeys = frame.spec.kind !== 'agent';
     this.send(client, { t: 'opened', ref: frame.ref, sid, node });
     this.begin(a);
   }
@@ -482,10 +489,12 @@ export class Edge {
   async place(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: Principal, ip: string): Promise<{ sid: SessionId; node: NodeId }> {
     this.checkSize(frame.spec.cols, frame.spec.rows);
     checkOpen(principal);
+    const started = performance.now();
     await this.access.admitOpen(principal);
     const placing = this.opens.tryRun(() => this.placeNow(frame, principal.name));
     if (placing) {
       const placed = await placing;
+      this.deps.metrics.open.observe((performance.now() - started) / 1000);
       this.access.audit('open', placed.sid, placed.epoch, principal, ip, { node: placed.node, kind: frame.spec.kind });
       return { sid: placed.sid, node: placed.node };
     }
@@ -572,6 +581,7 @@ export class Edge {
     const existing = client.attachments.get(frame.sid);
     if (existing) this.detach(existing);
     const a = this.register(client, frame.sid, frame.role, frame.from ?? (screen ? head : start), ended);
+    a.timesKeys = record.kind !== 'agent';
     this.send(client, { t: 'attached', ref: frame.ref, sid: frame.sid, head, node: record.node, cols: record.cols, rows: record.rows });
     this.access.audit('attach', frame.sid, record.epoch, client.principal, client.ip, { role: frame.role });
     if (!screen) {
@@ -726,6 +736,7 @@ export class Edge {
     try {
       event = decodeMessage(payload) as ServerFrame;
     } catch {
+      this.deps.metrics.undecodable.inc();
       return;
     }
     if (event.t === 'out') {
@@ -764,6 +775,10 @@ export class Edge {
     a.client.socket.send(bytes);
     a.next = end;
     this.deps.metrics.bytesOut.inc(event.data.length);
+    if (a.keyAt !== 0) {
+      this.deps.metrics.observeKeystroke(performance.now() - a.keyAt);
+      a.keyAt = 0;
+    }
     this.afterSend(a);
   }
 

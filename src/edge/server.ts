@@ -39,6 +39,7 @@ import type { Edge } from './edge.js';
 import { Reply, readBody, requestInfo, type RequestInfo } from './http.js';
 import { LoginGuard, type LoginVia } from './login-guard.js';
 import { chooseVariant, notModified, StaticAssets } from './static-assets.js';
+import { clusterView, nodeView } from './cluster-view.js';
 
 const MAX_BODY = 64 * 1024;
 /**
@@ -57,6 +58,8 @@ const ASSET_TYPES = {
   'index.html': 'text/html; charset=utf-8',
   'terminal.js': 'text/javascript; charset=utf-8',
   'xterm.css': 'text/css; charset=utf-8',
+  'dashboard.html': 'text/html; charset=utf-8',
+  'dashboard.js': 'text/javascript; charset=utf-8',
 } as const;
 type AssetName = keyof typeof ASSET_TYPES;
 
@@ -359,7 +362,9 @@ export class Server {
       const ip = this.clientAddress(res, req);
       this.page(reply, info, ip, req.getHeader('accept-encoding'), req.getHeader('if-none-match')).catch((err) => reply.error(err));
     }));
-    for (const name of ['terminal.js', 'xterm.css'] as const) {
+    // The operators' page (src/web/dashboard.ts): static; its data comes from /v1/cluster with the admin token.
+    this.app.get('/dashboard', route((reply, _info, _res, req) => this.asset(reply, 'dashboard.html', req.getHeader('accept-encoding'), req.getHeader('if-none-match'))));
+    for (const name of ['terminal.js', 'xterm.css', 'dashboard.js'] as const) {
       this.app.get(`/${name}`, route((reply, _info, _res, req) => this.asset(reply, name, req.getHeader('accept-encoding'), req.getHeader('if-none-match'))));
     }
     this.app.any('/*', route((reply, info) => {
@@ -388,7 +393,7 @@ export class Server {
   }
 
   private sendMetrics(reply: Reply): void {
-    reply.send(200, this.deps.metrics.render(this.options.nodeId), 'text/plain; version=0.0.4');
+    this.deps.metrics.render(this.options.nodeId).then((text) => reply.send(200, text, this.deps.metrics.contentType), (err: unknown) => reply.error(err));
   }
 
   /**
@@ -419,7 +424,12 @@ export class Server {
       case 'GET /v1/nodes': {
         checkAdmin(principal);
         const nodes = await this.deps.registry.list();
-        return reply.json(200, { nodes: nodes.map(({ capacity: _c, ...n }) => ({ ...n, startedAt: new Date(n.startedAt).toISOString(), lastSeen: new Date(n.lastSeen).toISOString() })) });
+        return reply.json(200, { nodes: nodes.map(nodeView) });
+      }
+      case 'GET /v1/cluster': {
+        checkAdmin(principal);
+        const { edge, registry, store } = this.deps;
+        return reply.json(200, await clusterView({ registry, store, outputBytes: (sids) => edge.outputBytes(sids) }));
       }
       case 'GET /v1/sessions': {
         checkList(principal);

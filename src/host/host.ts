@@ -25,6 +25,7 @@ import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import type { ControlMessage, InputAck, OpenRequest } from '../node/messages.js';
 import { replyError, type Rpc } from '../node/rpc.js';
+import type { Metrics } from '../node/metrics.js';
 import { HostedSession, type HostedSessionDeps } from './hosted-session.js';
 
 export interface HostOptions {
@@ -45,6 +46,7 @@ export interface HostDeps {
   rpc: Rpc;
   logger: Logger;
   archive?: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
+  metrics?: Pick<Metrics, 'undecodable'>;
 }
 
 /** Shown in a restarted terminal so its user knows the shell is new. */
@@ -202,6 +204,7 @@ export class Host {
     try {
       message = decodeMessage(payload) as ControlMessage;
     } catch {
+      this.deps.metrics?.undecodable.inc();
       return;
     }
     switch (message.t) {

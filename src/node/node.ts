@@ -21,6 +21,7 @@ import type { NodeId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import type { InboxMessage } from './messages.js';
 import { Metrics } from './metrics.js';
+import { instrumentHost, instrumentNode, instrumentSeams } from './instrument.js';
 import { Rpc } from './rpc.js';
 import type { Seams } from './wiring.js';
 
@@ -56,6 +57,8 @@ export class SwitchboardNode {
   private address = '';
 
   constructor(readonly config: Config, readonly seams: Seams, private readonly logger: Logger, backends: BackendFactory = defaultBackends) {
+    this.seams = seams = instrumentSeams(seams, this.metrics, config.nodeId);
+    instrumentNode(this.metrics, this);
     this.rpc = new Rpc(seams.bus, config.nodeId);
     const isHost = config.role !== 'edge';
     // Every node terminates clients (a host-only node is simply not in front of a load
@@ -76,13 +79,13 @@ export class SwitchboardNode {
         agentLimitRate: config.agentLimitRate,
       }, {
         bus: seams.bus, log: seams.log, leases: seams.leases, registry: seams.registry, store: seams.store, limiter: seams.limiter,
-        backends, rpc: this.rpc, logger: logger.child('host'),
+        backends, rpc: this.rpc, logger: logger.child('host'), metrics: this.metrics,
         ...(seams.archive ? { archive: seams.archive } : {}),
       });
       this.reconciler = new Reconciler(config.nodeId, RECONCILE_MS, {
         host: this.host, store: seams.store, leases: seams.leases, registry: seams.registry, logger: logger.child('reconcile'),
       });
-      this.metrics.register('switchboard_host_sessions', 'Sessions this node runs', 'gauge', () => this.host!.count);
+      instrumentHost(this.metrics, this.host, config.capacity);
     }
     this.server = new Server({
       host: config.host,
@@ -133,6 +136,7 @@ export class SwitchboardNode {
     try {
       message = decodeMessage(payload) as InboxMessage | { t: 'drain' };
     } catch {
+      this.metrics.undecodable.inc();
       return;
     }
     switch (message.t) {
@@ -179,6 +183,7 @@ export class SwitchboardNode {
       // The heartbeat is this node's lease: other nodes take its sessions over once it
       // has not been renewed for a whole TTL.
       await this.seams.registry.heartbeat(this.nodeInfo(), this.config.leaseTtlMs);
+      this.metrics.heartbeat.observe((Date.now() - sentAt) / 1000);
       this.registered = true;
       if (sentAt - this.leaseRenewedAt > this.config.leaseTtlMs && this.leaseRenewedAt > 0) {
         // Our lease lapsed (a stalled loop, a partition): others may have taken sessions over.
@@ -205,6 +210,7 @@ export class SwitchboardNode {
       lastSeen: Date.now(),
       rss: process.memoryUsage.rss(),
       cpu: this.lastCpu,
+      keystrokeP99Ms: this.metrics.keystrokeP99Ms(),
     };
   }
 
