@@ -35,6 +35,7 @@ import type { Rpc } from '../node/rpc.js';
 import { MemoryLimiter } from '../limit/memory-limiter.js';
 import { Attachment } from './attachment.js';
 import { InputHold } from './input-hold.js';
+import { dropReporter, type DropReporter } from '../util/dropped.js';
 import { ClientConn, type SocketLike } from './client-conn.js';
 import { pickHost } from './placement.js';
 import { Gate } from './gate.js';
@@ -113,6 +114,8 @@ export class Edge {
   private snapshotsRefused = 0;
   /** Per-principal limits and the audit trail (src/auth/access.ts); the server sets them. */
   private access: SessionAccess = UNCHECKED_ACCESS;
+  /** Writes given up on are logged (rate-limited), never dropped silently. */
+  private readonly dropped: DropReporter;
   /** The registry read in flight, if any, shared by concurrent opens. */
   private nodesRead: Promise<NodeInfo[]> | undefined;
   private readonly inputHold = new InputHold({ maxBytesPerSession: HELD_INPUT_BYTES, maxAgeMs: HELD_INPUT_MS },
@@ -122,6 +125,7 @@ export class Edge {
   private readonly pausing = new Set<Attachment>();
 
   constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {
+    this.dropped = dropReporter(deps.logger);
     this.configure(options.limits ?? DEFAULT_EDGE_LIMITS);
     const m = deps.metrics;
     m.register('switchboard_open_queue', 'Opens waiting for a placement slot on this edge', 'gauge', () => this.opens.queued);
@@ -867,7 +871,7 @@ export class Edge {
     }
     w.paused = paused;
     const message: WatchCommand = { t: 'watch', e: this.options.nodeId, writers, viewers, sizes, paused };
-    void this.deps.bus.publish(sessionControl(w.sid), encodeValue(message)).catch(() => {});
+    void this.deps.bus.publish(sessionControl(w.sid), encodeValue(message)).catch(this.dropped('watch update', { sid: w.sid }));
   }
 
   /** Tells every client to reconnect elsewhere, in paced batches (drain). */

@@ -27,6 +27,7 @@ import type { ControlMessage, InputAck, OpenRequest } from '../node/messages.js'
 import { replyError, type Rpc } from '../node/rpc.js';
 import type { Metrics } from '../node/metrics.js';
 import { HostedSession, type HostedSessionDeps } from './hosted-session.js';
+import { dropReporter, type DropReporter } from '../util/dropped.js';
 
 export interface HostOptions {
   nodeId: NodeId;
@@ -75,10 +76,13 @@ export class Host {
   private readonly fenced = new Set<SessionId>();
   draining = false;
 
+  /** Writes given up on are logged (rate-limited), never dropped silently. */
+  private readonly dropped: DropReporter;
   /** One object for every session (per-session closures cost ~400 bytes each at 10K+). */
   private readonly sessionDeps: HostedSessionDeps;
 
   constructor(private readonly options: HostOptions, private readonly deps: HostDeps) {
+    this.dropped = dropReporter(deps.logger);
     this.sessionDeps = {
       log: deps.log,
       logger: deps.logger,
@@ -138,7 +142,7 @@ export class Host {
       const epoch = await this.open(request.sid, request.spec, request.owner);
       await this.deps.rpc.reply(request.e, { t: 'reply', rid: request.rid, ok: true, node: this.options.nodeId, epoch });
     } catch (err) {
-      await this.deps.rpc.reply(request.e, replyError(request.rid, toSwitchboardError(err))).catch(() => {});
+      await this.deps.rpc.reply(request.e, replyError(request.rid, toSwitchboardError(err))).catch(this.dropped('open reply', { sid: request.sid }));
     }
   }
 
@@ -167,13 +171,13 @@ export class Host {
     } catch (err) {
       if (recorded) {
         const reason = err instanceof Error ? err.message : String(err);
-        await this.deps.store.updateSession(sid, epoch, { status: 'exited', exitCode: 127, exitReason: reason }).catch(() => {});
+        await this.deps.store.updateSession(sid, epoch, { status: 'exited', exitCode: 127, exitReason: reason }).catch(this.dropped('recording a failed open', { sid }));
       }
       const entry = this.sessions.get(sid);
       if (entry) {
         entry.session.fence();
       }
-      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(this.dropped('owner record release', { sid }));
       throw err;
     }
     return epoch;
@@ -212,7 +216,7 @@ export class Host {
         session.write(message.data);
         if (message.n !== undefined) {
           const ack: InputAck = { t: 'ack', sid: session.sid, c: message.c, n: message.n };
-          void this.deps.bus.publish(nodeInbox(message.e), encodeValue(ack)).catch(() => {});
+          void this.deps.bus.publish(nodeInbox(message.e), encodeValue(ack)).catch(this.dropped('input ack'));
         }
         break;
       }
@@ -228,7 +232,7 @@ export class Host {
       }
       case 'kill': {
         session.backend.kill(message.signal);
-        void this.deps.rpc.reply(message.e, { t: 'reply', rid: message.rid, ok: true, node: this.options.nodeId }).catch(() => {});
+        void this.deps.rpc.reply(message.e, { t: 'reply', rid: message.rid, ok: true, node: this.options.nodeId }).catch(this.dropped('kill reply', { sid: session.sid }));
         break;
       }
     }
@@ -236,8 +240,8 @@ export class Host {
 
   private async announceSize(session: HostedSession): Promise<void> {
     const { cols, rows } = session.size;
-    await session.announce({ t: 'resized', sid: session.sid, cols, rows }).catch(() => {});
-    await this.deps.store.updateSession(session.sid, session.epoch, { cols, rows }).catch(() => {});
+    await session.announce({ t: 'resized', sid: session.sid, cols, rows }).catch(this.dropped('resized announcement', { sid: session.sid }));
+    await this.deps.store.updateSession(session.sid, session.epoch, { cols, rows }).catch(this.dropped('recording a size', { sid: session.sid }));
   }
 
   private async onExit(session: HostedSession, exit: BackendExit): Promise<void> {
@@ -257,7 +261,7 @@ export class Host {
       this.deps.logger.warn('recording an exit failed', { sid, err: String(err) });
     } finally {
       this.forget(session, 'exited');
-      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(this.dropped('owner record release', { sid }));
     }
   }
 
@@ -344,7 +348,7 @@ export class Host {
     if (epoch === null) return null;
     await this.deps.log.init(sid, head);
     if (!(await this.deps.store.updateSession(sid, epoch, { node: this.options.nodeId, status: 'running' }))) {
-      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(this.dropped('owner record release', { sid }));
       return null;
     }
     this.deps.logger.info('owner record reclaimed', { sid, epoch, head });
@@ -442,7 +446,7 @@ export class Host {
   }
 
   private async event(sid: SessionId, epoch: Epoch, type: string, detail: Record<string, unknown>): Promise<void> {
-    await this.deps.store.appendEvent({ sid, epoch, type, detail, at: Date.now() }).catch(() => {});
+    await this.deps.store.appendEvent({ sid, epoch, type, detail, at: Date.now() }).catch(this.dropped('session event', { sid, type }));
   }
 
   /**
@@ -456,7 +460,7 @@ export class Host {
         return;
       }
       session.fence();
-      await this.deps.leases.release(session.sid, this.options.nodeId, session.epoch).catch(() => {});
+      await this.deps.leases.release(session.sid, this.options.nodeId, session.epoch).catch(this.dropped('owner record release', { sid: session.sid }));
     }));
   }
 

@@ -172,7 +172,10 @@ export class HostedSession implements OutputPipelineDeps {
   }
 
   onReclaimed(epoch: Epoch): void {
-    void this.announce({ t: 'owner', sid: this.sid, node: this.deps.nodeId, epoch }).catch(() => {});
+    void this.announce({ t: 'owner', sid: this.sid, node: this.deps.nodeId, epoch }).catch((err) => {
+      // Clients learn the new epoch from the next output anyway; say why they missed this.
+      this.deps.logger.warn('owner announcement after a reclaim failed', { sid: this.sid, err: String(err) });
+    });
   }
 
   onHolding(why: string): void {
