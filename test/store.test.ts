@@ -46,7 +46,7 @@ t.test('postgres store', async (t) => {
 
 t.test('migrations', async (t) => {
   const versions = (await loadMigrations()).map((m) => m.version);
-  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit'], 'found in order');
+  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention'], 'found in order');
 
   t.test('are applied once and recorded once each', async (t) => {
     const pool = await freshPool(t, false);
@@ -85,7 +85,7 @@ t.test('migrations', async (t) => {
     t.strictSame(rows.map((r) => r.version), ['001_ok'], 'the good one stays recorded');
     const half = await pool.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'half'`);
     t.equal(half.rowCount, 0, 'the bad one left nothing behind');
-    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit'], 'the pool still works (lock released)');
+    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention'], 'the pool still works (lock released)');
   });
 });
 
