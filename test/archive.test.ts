@@ -72,11 +72,11 @@ async function transcript(via: NodeProcess, sid: string, token = TEST_TOKEN): Pr
   return { bytes: Buffer.concat(parts), pages, offsets };
 }
 
-/** What `seq 1 40000` prints on a terminal. */
-const SEQ = Array.from({ length: 40_000 }, (_, i) => String(i + 1)).join('\r\n') + '\r\nfinished-42';
+/** What `seq 1 200000` prints on a terminal. */
+const SEQ = Array.from({ length: 200_000 }, (_, i) => String(i + 1)).join('\r\n') + '\r\nfinished-42';
 
 /**
- * Opens a shell, prints ~230 KB, waits until the archive has all of it. The opener may
+ * Opens a shell, prints ~1.5 MB (more than one transcript page), waits until the archive has all of it. The opener may
  * itself fall behind the 1 KiB window before the archive has the bytes (and get a gap),
  * so the reference is the session's head, and the bytes are checked by content.
  */
@@ -84,7 +84,7 @@ async function noisySession(token = TEST_TOKEN): Promise<{ sid: string; head: nu
   const client = await TestClient.connect(nodes[0]!.url, { token });
   const { sid } = await client.request({ t: 'open', cmd: '/bin/sh' });
   const acked = client.next((f) => f.t === 'ack' && f.n === 1);
-  client.send({ t: 'in', sid, data: Buffer.from('seq 1 40000; echo finished-$((6*7))\n'), n: 1 });
+  client.send({ t: 'in', sid, data: Buffer.from('seq 1 200000; echo finished-$((6*7))\n'), n: 1 });
   await acked;
   await client.waitForOutput(sid, 'finished-42', 30_000);
   const last = client.frames.filter((f) => f.t === 'out' && f.sid === sid).at(-1)!;
@@ -97,7 +97,7 @@ async function noisySession(token = TEST_TOKEN): Promise<{ sid: string; head: nu
 
 t.test('transcript: the whole output from another node, in pages, archive then log', async (t) => {
   const { sid, head } = await noisySession();
-  t.ok(head > 200_000, `the session printed ${head} bytes`);
+  t.ok(head > 1024 * 1024, `the session printed ${head} bytes`);
   const got = await transcript(nodes[1]!, sid);
   t.ok(got.pages > 1, `in ${got.pages} pages`);
   t.equal(got.offsets[0], 0, 'from offset 0');
