@@ -675,7 +675,11 @@ export class Edge {
     if (size === 0 && next < logStart) off = next = logStart; // neither holds [from, logStart)
     while (bounds && next < bounds.head && size < maxBytes && next >= logStart) {
       const read = await this.deps.log.read(sid, next, Math.min(REPLAY_STEP_BYTES, maxBytes - size));
-      if (read.gap && size > 0) break;
+      if (read.gap) {
+        // The log was trimmed since bounds(): the archive may hold what it dropped.
+        if (size === 0) for (const c of await this.readArchived(sid, next, read.gap.to)) if (!take(c)) break;
+        if (size > 0) break;
+      }
       const before = next;
       for (const c of read.chunks) if (!take(c)) break;
       if (next === before) break;
