@@ -87,6 +87,8 @@ export interface Config {
   readonly exitedRetentionMs: number;
   /** Longest output waits before the write-behind PostgreSQL archive gets it. */
   readonly archiveIntervalMs: number;
+  /** Ended sessions (and their events and archived output) are deleted this long after their last activity; 0 keeps them. */
+  readonly retentionMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -125,6 +127,17 @@ function integer(min: number, max: number) {
     if (n < min || n > max) fail(name, `must be ${min}-${max} (got ${n})`);
     return n;
   };
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: `30s`, `15m`, `12h`, `7d` (a bare number is seconds); `0` is none. */
+export function duration(raw: string, name: string): number {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(raw.trim());
+  if (!m) fail(name, `must be a duration like 30s, 15m, 12h or 7d, or 0 (got '${raw}')`);
+  const ms = Number(m[1]) * DURATION_UNITS[m[2] || 's']!;
+  if (!Number.isSafeInteger(ms)) fail(name, `is too long (got '${raw}')`);
+  return ms;
 }
 
 function bytesBetween(min: number, max: number) {
@@ -250,6 +263,7 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'openQueue', env: 'SWITCHBOARD_OPEN_QUEUE', parse: integer(0, 1_000_000) },
   { key: 'exitedRetentionMs', env: 'SWITCHBOARD_EXITED_RETENTION_MS', parse: integer(0, 86_400_000) },
   { key: 'archiveIntervalMs', env: 'SWITCHBOARD_ARCHIVE_INTERVAL_MS', parse: integer(50, 600_000) },
+  { key: 'retentionMs', env: 'SWITCHBOARD_RETENTION', parse: duration },
   { key: 'logLevel', env: 'SWITCHBOARD_LOG_LEVEL', parse: choice('debug', 'info', 'warn', 'error') },
 ];
 
@@ -295,6 +309,7 @@ export const DEFAULTS = {
   openQueue: 4096,
   exitedRetentionMs: 600_000,
   archiveIntervalMs: 2_000,
+  retentionMs: 7 * 86_400_000,
   logLevel: 'info' as const,
 };
 

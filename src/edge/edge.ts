@@ -46,7 +46,7 @@ import {
 } from './limits.js';
 import type { Metrics } from '../node/metrics.js';
 import { UNCHECKED_ACCESS, type SessionAccess } from '../auth/access.js';
-import { checkAttach, checkKill, checkOpen, type Principal } from '../auth/principal.js';
+import { checkAttach, checkKill, checkOpen, checkShare, type Principal } from '../auth/principal.js';
 
 /** Bytes read from the log per catch-up step. */
 const REPLAY_STEP_BYTES = 256 * 1024;
@@ -624,6 +624,83 @@ export class Edge {
     this.begin(a);
   }
 
+  /**
+   * One page of archived output from `from`, cut at `to` (the log's start: the log has
+   * the rest). Empty when the archive has nothing there or cannot be read (a `gap` then).
+   */
+  private async readArchived(sid: SessionId, from: Offset, to: Offset): Promise<Array<{ off: Offset; data: Uint8Array }>> {
+    let chunks: Array<{ off: Offset; data: Uint8Array }>;
+    try {
+      chunks = await this.deps.store.readArchive(sid, from, Math.min(REPLAY_STEP_BYTES, to - from));
+    } catch (err) {
+      this.deps.logger.warn('archive read failed; sending a gap', { sid, err: String(err) });
+      return [];
+    }
+    const out: Array<{ off: Offset; data: Uint8Array }> = [];
+    for (const c of chunks) {
+      if (c.off >= to) break;
+      const end = c.off + c.data.length;
+      out.push(end > to ? { off: c.off, data: c.data.subarray(0, to - c.off) } : c);
+    }
+    return out;
+  }
+
+  /**
+   * Up to `maxBytes` of the session's output from `from` for `principal` (owner or admin;
+   * others: not_found), one contiguous run: the archive, then the Redis log from
+   * max(archived end, log start) on. `off` is where the run starts (past `from` when
+   * neither holds the bytes there); `head` is the end of all output so far.
+   */
+  async transcript(sid: SessionId, principal: Principal, from: Offset, maxBytes: number): Promise<{ off: Offset; head: Offset; chunks: Uint8Array[] }> {
+    const record = await this.record(sid);
+    checkShare(principal, record);
+    let bounds: { start: Offset; head: Offset } | null;
+    try {
+      bounds = await this.deps.log.bounds(sid);
+    } catch (err) {
+      throw this.unreachable('the replay log', err);
+    }
+    const archivedHead = await this.deps.store.archivedHead(sid);
+    const head = Math.max(bounds?.head ?? 0, archivedHead);
+    const logStart = bounds ? Math.max(bounds.start, 0) : head;
+    const chunks: Uint8Array[] = [];
+    let off = from;
+    let next = from;
+    let size = 0;
+    const take = (c: { off: Offset; data: Uint8Array }): boolean => {
+      if (c.off + c.data.length <= next) return true;
+      if (c.off > next) {
+        if (size > 0) return false; // a hole: this run ends here
+        off = next = c.off;
+      }
+      const data = c.data.subarray(next - c.off, Math.min(c.data.length, next - c.off + maxBytes - size));
+      chunks.push(data);
+      next += data.length;
+      size += data.length;
+      return size < maxBytes;
+    };
+    // The archive, page by page, below the log's start (the log has the rest).
+    while (next < logStart && size < maxBytes) {
+      const page = await this.deps.store.readArchive(sid, next, Math.min(REPLAY_STEP_BYTES, maxBytes - size));
+      const before = next;
+      for (const c of page) if (c.off >= logStart || !take(c)) break;
+      if (next === before) break;
+    }
+    if (size === 0 && next < logStart) off = next = logStart; // neither holds [from, logStart)
+    while (bounds && next < bounds.head && size < maxBytes && next >= logStart) {
+      const read = await this.deps.log.read(sid, next, Math.min(REPLAY_STEP_BYTES, maxBytes - size));
+      if (read.gap) {
+        // The log was trimmed since bounds(): the archive may hold what it dropped.
+        if (size === 0) for (const c of await this.readArchived(sid, next, read.gap.to)) if (!take(c)) break;
+        if (size > 0) break;
+      }
+      const before = next;
+      for (const c of read.chunks) if (!take(c)) break;
+      if (next === before) break;
+    }
+    return { off: size === 0 ? Math.min(Math.max(from, off), head) : off, head, chunks };
+  }
+
   /** Every kept chunk from `from` to `head`, page by page (a log read is bounded). */
   private async readWindow(sid: SessionId, from: Offset, head: Offset): Promise<Array<{ off: Offset; data: Uint8Array }>> {
     const chunks: Array<{ off: Offset; data: Uint8Array }> = [];
@@ -806,11 +883,21 @@ export class Edge {
         a.missedWhileReplaying = false;
         const read = await this.deps.log.read(sid, a.next, REPLAY_STEP_BYTES);
         if (a.state !== 'replaying') return;
+        let chunks = read.chunks;
         if (read.gap) {
-          this.send(a.client, { t: 'gap', sid, from: read.gap.from, to: read.gap.to });
-          a.next = read.gap.to;
+          // Older than the log: the archive may hold them. One page per turn (bounded
+          // work per attach); a `gap` only for what neither holds.
+          const archived = await this.readArchived(sid, a.next, read.gap.to);
+          if (a.state !== 'replaying') return;
+          const first = archived[0];
+          if (first === undefined || first.off > a.next) {
+            const to = first === undefined ? read.gap.to : first.off;
+            this.send(a.client, { t: 'gap', sid, from: a.next, to });
+            a.next = to;
+          }
+          if (archived.length > 0) chunks = archived;
         }
-        for (const chunk of read.chunks) {
+        for (const chunk of chunks) {
           if (chunk.off + chunk.data.length <= a.next) continue;
           const data = chunk.off < a.next ? chunk.data.subarray(a.next - chunk.off) : chunk.data;
           a.client.socket.send(encodeFrame({ t: 'out', sid, off: a.next, data }));

@@ -19,6 +19,7 @@ import { Reconciler } from '../host/reconciler.js';
 import type { NodeInfo } from '../registry/registry.js';
 import type { NodeId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
+import { Retention } from '../store/retention.js';
 import type { InboxMessage } from './messages.js';
 import { Metrics } from './metrics.js';
 import { instrumentHost, instrumentNode, instrumentSeams } from './instrument.js';
@@ -49,6 +50,7 @@ export class SwitchboardNode {
   private readonly startedAt = Date.now();
   private cpuMark = { usage: process.cpuUsage(), at: process.hrtime.bigint() };
   private stopping: Promise<void> | undefined;
+  private readonly retention: Retention;
   /** The last heartbeat reached the registry. */
   private registered = false;
   /** When the last heartbeat that landed was sent: the node lease runs TTL from there. */
@@ -60,6 +62,7 @@ export class SwitchboardNode {
     this.seams = seams = instrumentSeams(seams, this.metrics, config.nodeId);
     instrumentNode(this.metrics, this);
     this.rpc = new Rpc(seams.bus, config.nodeId);
+    this.retention = new Retention(seams.store, config.retentionMs, logger.child('retention'));
     const isHost = config.role !== 'edge';
     // Every node terminates clients (a host-only node is simply not in front of a load
     // balancer); only host-capable nodes run sessions.
@@ -126,6 +129,7 @@ export class SwitchboardNode {
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(50, Math.floor(this.config.leaseTtlMs / HEARTBEATS_PER_TTL)));
     this.heartbeatTimer.unref();
     this.reconciler?.start();
+    this.retention.start();
     this.state = 'serving';
     this.logger.info('serving', { node: this.config.nodeId, port, role: this.config.role });
     return port;
@@ -253,6 +257,7 @@ export class SwitchboardNode {
     this.state = 'stopped';
     clearInterval(this.heartbeatTimer);
     this.reconciler?.stop();
+    this.retention.stop();
     this.server.stopListening();
     await this.host?.stopAll(Math.min(graceMs, 2_000));
     this.server.closeAll();
