@@ -66,6 +66,8 @@ export class SwitchboardNode {
       lowWatermark: config.lowWatermark,
       lagLimit: Math.max(config.replayBytes, config.highWatermark * 2),
       frameRate: config.frameRate,
+      connectionBytesRate: config.connectionBytesRate,
+      connectionBytesBurst: config.connectionBytesBurst,
       limits: edgeLimits(config),
     }, { bus: seams.bus, log: seams.log, store: seams.store, registry: seams.registry, rpc: this.rpc, logger: logger.child('edge'), metrics: this.metrics });
     if (isHost) {
