@@ -222,6 +222,14 @@ export class Edge {
     if (client) this.send(client, { t: 'ack', sid, n });
   }
 
+  /** The owner dropped input of one of our clients: its program is not reading. */
+  inputRefused(clientId: ClientId, sid: SessionId, msg: string, retryMs: number): void {
+    const client = this.clients.get(clientId);
+    if (!client) return;
+    this.deps.metrics.rateLimited.inc();
+    this.sendError(client, new SwitchboardError('rate_limited', msg, { retryMs }), undefined, sid);
+  }
+
   private send(client: ClientConn, frame: ServerFrame): void {
     if (!client.closed) client.socket.send(encodeFrame(frame));
   }

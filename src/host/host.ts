@@ -23,9 +23,9 @@ import { decodeMessage, encodeValue } from '../protocol/codec.js';
 import { SwitchboardError, toSwitchboardError } from '../errors/errors.js';
 import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
-import type { ControlMessage, InputAck, OpenRequest } from '../node/messages.js';
+import type { ControlMessage, InputAck, InputRefused, OpenRequest } from '../node/messages.js';
 import { replyError, type Rpc } from '../node/rpc.js';
-import { HostedSession, type HostedSessionDeps } from './hosted-session.js';
+import { HostedSession, MAX_QUEUED_INPUT_BYTES, type HostedSessionDeps } from './hosted-session.js';
 
 export interface HostOptions {
   nodeId: NodeId;
@@ -206,7 +206,15 @@ export class Host {
     }
     switch (message.t) {
       case 'in': {
-        session.write(message.data);
+        if (!session.write(message.data)) {
+          const refused: InputRefused = {
+            t: 'refused', sid: session.sid, c: message.c, retryMs: 1000,
+            msg: `the program in session ${session.sid} is not reading its input: ${MAX_QUEUED_INPUT_BYTES / 1024} KiB wait for it already; these ${message.data.length} bytes were dropped. Retry once it reads (or interrupt it)`,
+          };
+          if (message.n !== undefined) refused.n = message.n;
+          void this.deps.bus.publish(nodeInbox(message.e), encodeValue(refused)).catch(() => {});
+          break;
+        }
         if (message.n !== undefined) {
           const ack: InputAck = { t: 'ack', sid: session.sid, c: message.c, n: message.n };
           void this.deps.bus.publish(nodeInbox(message.e), encodeValue(ack)).catch(() => {});

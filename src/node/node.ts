@@ -144,6 +144,9 @@ export class SwitchboardNode {
       case 'ack':
         this.edge.inputAck(message.c, message.sid, message.n);
         break;
+      case 'refused':
+        this.edge.inputRefused(message.c, message.sid, message.msg, message.retryMs);
+        break;
       case 'reply':
         this.rpc.settle(message);
         break;
