@@ -32,6 +32,8 @@ export interface HostOptions {
   capacity: number;
   exitedRetentionMs: number;
   agentLimitRate: number;
+  /** A session with no attached client and no input this long is ended (SIGHUP); 0 or absent: never. */
+  idleTtlMs?: number;
 }
 
 export interface HostDeps {
@@ -62,12 +64,26 @@ const ACTIVITY_FLUSH_MS = 30_000;
 const EDGE_CHECK_MS = 2_000;
 /** Owner records read per round trip when verifying ownership. */
 const VERIFY_BATCH = 1_000;
+/** How long an idle session may ignore its SIGHUP before it gets SIGKILL. */
+const IDLE_KILL_GRACE_MS = 5_000;
+
+/** "idle for 24h" / "idle for 1500ms": the TTL as the operator wrote it, roughly. */
+function idleFor(ms: number): string {
+  const units: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'm'], [1000, 's']];
+  for (const [size, unit] of units) if (ms % size === 0) return `idle for ${ms / size}${unit}`;
+  return `idle for ${ms}ms`;
+}
 
 export class Host {
   private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe }>();
   private watchTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
   private clientsTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** The idle reaper's clock per session: when it last saw a client attached (or the session first). */
+  private readonly idleSeen = new Map<SessionId, number>();
+  /** Sessions the idle reaper ended, with when it sent SIGHUP: their exit reason says why. */
+  private readonly idleEnded = new Map<SessionId, number>();
   private readonly dirtyActivity = new Set<SessionId>();
   private readonly dirtyClients = new Set<SessionId>();
   private readonly fenced = new Set<SessionId>();
@@ -81,7 +97,7 @@ export class Host {
       log: deps.log,
       logger: deps.logger,
       ...(deps.archive ? { archive: deps.archive } : {}),
-      onExit: (s, exit) => void this.onExit(s, exit),
+      onExit: (s, exit) => void this.onExit(s, this.idleEnded.has(s.sid) ? { ...exit, reason: idleFor(this.options.idleTtlMs!) } : exit),
       onFenced: (s, handBack) => {
         this.forget(s, 'fenced');
         // The log could not go on here although no other node owns the session: the
@@ -103,6 +119,40 @@ export class Host {
     this.activityTimer.unref();
     this.clientsTimer = setInterval(() => void this.flushTouches(this.dirtyClients), CLIENTS_FLUSH_MS);
     this.clientsTimer.unref();
+    const ttl = this.options.idleTtlMs ?? 0;
+    if (ttl > 0) {
+      this.idleTimer = setInterval(() => this.reapIdle(ttl), Math.min(60_000, Math.max(50, Math.floor(ttl / 4))));
+      this.idleTimer.unref();
+    }
+  }
+
+  /**
+   * Ends sessions nobody watched or typed into for `ttl`: SIGHUP (as a closed terminal
+   * would), SIGKILL if that is ignored for IDLE_KILL_GRACE_MS; the exit says `idle for …`.
+   * Idle time is counted from the later of the last input and the last tick that saw a
+   * client attached (or the first tick that saw the session).
+   */
+  private reapIdle(ttl: number): void {
+    const now = Date.now();
+    for (const [sid, { session }] of this.sessions) {
+      if (session.state !== 'running') continue;
+      const hupAt = this.idleEnded.get(sid);
+      if (hupAt !== undefined) {
+        if (now - hupAt >= IDLE_KILL_GRACE_MS) session.backend.kill('SIGKILL');
+        continue;
+      }
+      const seen = this.idleSeen.get(sid);
+      if (seen === undefined || session.clients > 0) {
+        this.idleSeen.set(sid, now);
+        continue;
+      }
+      if (now - Math.max(seen, session.lastInput) < ttl) continue;
+      this.deps.logger.info('ending an idle session', { sid, idleMs: now - Math.max(seen, session.lastInput) });
+      this.idleEnded.set(sid, now);
+      session.backend.kill('SIGHUP');
+    }
+    for (const sid of this.idleSeen.keys()) if (!this.sessions.has(sid)) this.idleSeen.delete(sid);
+    for (const sid of this.idleEnded.keys()) if (!this.sessions.has(sid)) this.idleEnded.delete(sid);
   }
 
   get count(): number {
@@ -480,6 +530,7 @@ export class Host {
     clearInterval(this.watchTimer);
     clearInterval(this.activityTimer);
     clearInterval(this.clientsTimer);
+    clearInterval(this.idleTimer);
     for (const { session } of [...this.sessions.values()]) session.fence();
   }
 }

@@ -76,6 +76,7 @@ export class SwitchboardNode {
         capacity: config.capacity,
         exitedRetentionMs: config.exitedRetentionMs,
         agentLimitRate: config.agentLimitRate,
+        idleTtlMs: config.idleTtlMs,
       }, {
         bus: seams.bus, log: seams.log, leases: seams.leases, registry: seams.registry, store: seams.store, limiter: seams.limiter,
         backends, rpc: this.rpc, logger: logger.child('host'),
