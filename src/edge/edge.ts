@@ -54,6 +54,16 @@ const REPLAY_STEP_BYTES = 256 * 1024;
 const BAD_FRAME_LIMIT = 20;
 const BAD_FRAME_WINDOW_MS = 10_000;
 const OPEN_TIMEOUT_MS = 10_000;
+/** Frames refused for the byte budget within BAD_FRAME_WINDOW_MS before the connection is closed 1008. */
+const OVER_BUDGET_LIMIT = 20;
+
+/** A connection's byte budget: a token bucket refilled at the configured rate. */
+interface ByteBucket {
+  tokens: number;
+  at: number;
+  refusals: number;
+  refusalsSince: number;
+}
 const KILL_TIMEOUT_MS = 5_000;
 /** Retry hint for input sent while a session has no owner: about one reaper pass. */
 const NO_OWNER_RETRY_MS = 500;
@@ -73,6 +83,12 @@ export interface EdgeOptions {
   /** Send buffer past which a socket stops getting live output and must catch up. */
   lagLimit: number;
   frameRate: number;
+  /**
+   * Bytes per second a connection may send, and the burst it may send at once: a token
+   * bucket checked before a frame is decoded. Defaults: 1 MiB/s, 4 MiB.
+   */
+  connectionBytesRate?: number;
+  connectionBytesBurst?: number;
   /** Admission limits (from the config: edgeLimits(config)); defaults when absent. */
   limits?: EdgeLimits;
 }
@@ -107,6 +123,8 @@ export class Edge {
   readonly clients = new Map<ClientId, ClientConn>();
   private readonly watched = new Map<SessionId, Watched>();
   private readonly frameLimiter = new MemoryLimiter();
+  /** Per-connection byte budgets (kept off ClientConn; gone with the connection). */
+  private readonly byteBuckets = new WeakMap<ClientConn, ByteBucket>();
   private limits: EdgeLimits = DEFAULT_EDGE_LIMITS;
   private opens!: Gate;
   private snapshots!: SnapshotPool;
@@ -213,6 +231,14 @@ export class Edge {
     if (client) this.send(client, { t: 'ack', sid, n });
   }
 
+  /** The owner dropped input of one of our clients: its program is not reading. */
+  inputRefused(clientId: ClientId, sid: SessionId, msg: string, retryMs: number): void {
+    const client = this.clients.get(clientId);
+    if (!client) return;
+    this.deps.metrics.rateLimited.inc();
+    this.sendError(client, new SwitchboardError('rate_limited', msg, { retryMs }), undefined, sid);
+  }
+
   private send(client: ClientConn, frame: ServerFrame): void {
     if (!client.closed) client.socket.send(encodeFrame(frame));
   }
@@ -235,6 +261,8 @@ export class Edge {
   }
 
   onMessage(client: ClientConn, message: Uint8Array): void {
+    // Admission by bytes comes first: a frame over the budget costs no decoding.
+    if (!this.admitBytes(client, message.byteLength)) return;
     let frame: ClientFrame;
     try {
       frame = parseClientFrame(message);
@@ -251,6 +279,40 @@ export class Edge {
     this.deps.metrics.framesIn.inc();
     if (client.busy) this.hold(client, frame, message.byteLength);
     else this.run(client, frame);
+  }
+
+  /**
+   * Spends `bytes` from the connection's byte budget; false (the frame refused
+   * `rate_limited`, unread) when the bucket cannot pay. Persistent overspending closes 1008.
+   */
+  private admitBytes(client: ClientConn, bytes: number): boolean {
+    const rate = this.options.connectionBytesRate ?? 1024 * 1024;
+    const burst = this.options.connectionBytesBurst ?? 4 * 1024 * 1024;
+    const now = Date.now();
+    let b = this.byteBuckets.get(client);
+    if (!b) {
+      b = { tokens: burst, at: now, refusals: 0, refusalsSince: now };
+      this.byteBuckets.set(client, b);
+    }
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000);
+    b.at = now;
+    if (b.tokens >= bytes) {
+      b.tokens -= bytes;
+      return true;
+    }
+    this.deps.metrics.rateLimited.inc();
+    const retryMs = Math.ceil(((bytes - b.tokens) * 1000) / rate);
+    this.sendError(client, new SwitchboardError(
+      'rate_limited',
+      `more than ${rate} bytes per second (bursts up to ${burst}) on this connection; this frame of ${bytes} bytes was dropped unread; retry in ${retryMs} ms`,
+      { retryMs },
+    ));
+    if (now - b.refusalsSince > BAD_FRAME_WINDOW_MS) {
+      b.refusals = 0;
+      b.refusalsSince = now;
+    }
+    if (++b.refusals > OVER_BUDGET_LIMIT) client.socket.close(CLOSE.policy.code, 'too many frames over the byte budget');
+    return false;
   }
 
   /**

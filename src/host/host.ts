@@ -23,10 +23,10 @@ import { decodeMessage, encodeValue } from '../protocol/codec.js';
 import { SwitchboardError, toSwitchboardError } from '../errors/errors.js';
 import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
-import type { ControlMessage, InputAck, OpenRequest } from '../node/messages.js';
+import type { ControlMessage, InputAck, InputRefused, OpenRequest } from '../node/messages.js';
 import { replyError, type Rpc } from '../node/rpc.js';
 import type { Metrics } from '../node/metrics.js';
-import { HostedSession, type HostedSessionDeps } from './hosted-session.js';
+import { HostedSession, MAX_QUEUED_INPUT_BYTES, type HostedSessionDeps } from './hosted-session.js';
 import { dropReporter, type DropReporter } from '../util/dropped.js';
 
 export interface HostOptions {
@@ -34,6 +34,8 @@ export interface HostOptions {
   capacity: number;
   exitedRetentionMs: number;
   agentLimitRate: number;
+  /** A session with no attached client and no input this long is ended (SIGHUP); 0 or absent: never. */
+  idleTtlMs?: number;
 }
 
 export interface HostDeps {
@@ -65,12 +67,26 @@ const ACTIVITY_FLUSH_MS = 30_000;
 const EDGE_CHECK_MS = 2_000;
 /** Owner records read per round trip when verifying ownership. */
 const VERIFY_BATCH = 1_000;
+/** How long an idle session may ignore its SIGHUP before it gets SIGKILL. */
+const IDLE_KILL_GRACE_MS = 5_000;
+
+/** "idle for 24h" / "idle for 1500ms": the TTL as the operator wrote it, roughly. */
+function idleFor(ms: number): string {
+  const units: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'm'], [1000, 's']];
+  for (const [size, unit] of units) if (ms % size === 0) return `idle for ${ms / size}${unit}`;
+  return `idle for ${ms}ms`;
+}
 
 export class Host {
   private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe }>();
   private watchTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
   private clientsTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** The idle reaper's clock per session: when it last saw a client attached (or the session first). */
+  private readonly idleSeen = new Map<SessionId, number>();
+  /** Sessions the idle reaper ended, with when it sent SIGHUP: their exit reason says why. */
+  private readonly idleEnded = new Map<SessionId, number>();
   private readonly dirtyActivity = new Set<SessionId>();
   private readonly dirtyClients = new Set<SessionId>();
   private readonly fenced = new Set<SessionId>();
@@ -87,7 +103,7 @@ export class Host {
       log: deps.log,
       logger: deps.logger,
       ...(deps.archive ? { archive: deps.archive } : {}),
-      onExit: (s, exit) => void this.onExit(s, exit),
+      onExit: (s, exit) => void this.onExit(s, this.idleEnded.has(s.sid) ? { ...exit, reason: idleFor(this.options.idleTtlMs!) } : exit),
       onFenced: (s, handBack) => {
         this.forget(s, 'fenced');
         // The log could not go on here although no other node owns the session: the
@@ -109,6 +125,40 @@ export class Host {
     this.activityTimer.unref();
     this.clientsTimer = setInterval(() => void this.flushTouches(this.dirtyClients), CLIENTS_FLUSH_MS);
     this.clientsTimer.unref();
+    const ttl = this.options.idleTtlMs ?? 0;
+    if (ttl > 0) {
+      this.idleTimer = setInterval(() => this.reapIdle(ttl), Math.min(60_000, Math.max(50, Math.floor(ttl / 4))));
+      this.idleTimer.unref();
+    }
+  }
+
+  /**
+   * Ends sessions nobody watched or typed into for `ttl`: SIGHUP (as a closed terminal
+   * would), SIGKILL if that is ignored for IDLE_KILL_GRACE_MS; the exit says `idle for …`.
+   * Idle time is counted from the later of the last input and the last tick that saw a
+   * client attached (or the first tick that saw the session).
+   */
+  private reapIdle(ttl: number): void {
+    const now = Date.now();
+    for (const [sid, { session }] of this.sessions) {
+      if (session.state !== 'running') continue;
+      const hupAt = this.idleEnded.get(sid);
+      if (hupAt !== undefined) {
+        if (now - hupAt >= IDLE_KILL_GRACE_MS) session.backend.kill('SIGKILL');
+        continue;
+      }
+      const seen = this.idleSeen.get(sid);
+      if (seen === undefined || session.clients > 0) {
+        this.idleSeen.set(sid, now);
+        continue;
+      }
+      if (now - Math.max(seen, session.lastInput) < ttl) continue;
+      this.deps.logger.info('ending an idle session', { sid, idleMs: now - Math.max(seen, session.lastInput) });
+      this.idleEnded.set(sid, now);
+      session.backend.kill('SIGHUP');
+    }
+    for (const sid of this.idleSeen.keys()) if (!this.sessions.has(sid)) this.idleSeen.delete(sid);
+    for (const sid of this.idleEnded.keys()) if (!this.sessions.has(sid)) this.idleEnded.delete(sid);
   }
 
   get count(): number {
@@ -213,7 +263,15 @@ export class Host {
     }
     switch (message.t) {
       case 'in': {
-        session.write(message.data);
+        if (!session.write(message.data)) {
+          const refused: InputRefused = {
+            t: 'refused', sid: session.sid, c: message.c, retryMs: 1000,
+            msg: `the program in session ${session.sid} is not reading its input: ${MAX_QUEUED_INPUT_BYTES / 1024} KiB wait for it already; these ${message.data.length} bytes were dropped. Retry once it reads (or interrupt it)`,
+          };
+          if (message.n !== undefined) refused.n = message.n;
+          void this.deps.bus.publish(nodeInbox(message.e), encodeValue(refused)).catch(() => {});
+          break;
+        }
         if (message.n !== undefined) {
           const ack: InputAck = { t: 'ack', sid: session.sid, c: message.c, n: message.n };
           void this.deps.bus.publish(nodeInbox(message.e), encodeValue(ack)).catch(this.dropped('input ack'));
@@ -479,6 +537,7 @@ export class Host {
     clearInterval(this.watchTimer);
     clearInterval(this.activityTimer);
     clearInterval(this.clientsTimer);
+    clearInterval(this.idleTimer);
     for (const { session } of [...this.sessions.values()]) session.fence();
   }
 }

@@ -72,6 +72,8 @@ export class SwitchboardNode {
       lowWatermark: config.lowWatermark,
       lagLimit: Math.max(config.replayBytes, config.highWatermark * 2),
       frameRate: config.frameRate,
+      connectionBytesRate: config.connectionBytesRate,
+      connectionBytesBurst: config.connectionBytesBurst,
       limits: edgeLimits(config),
     }, { bus: seams.bus, log: seams.log, store: seams.store, registry: seams.registry, rpc: this.rpc, logger: logger.child('edge'), metrics: this.metrics });
     if (isHost) {
@@ -80,6 +82,7 @@ export class SwitchboardNode {
         capacity: config.capacity,
         exitedRetentionMs: config.exitedRetentionMs,
         agentLimitRate: config.agentLimitRate,
+        idleTtlMs: config.idleTtlMs,
       }, {
         bus: seams.bus, log: seams.log, leases: seams.leases, registry: seams.registry, store: seams.store, limiter: seams.limiter,
         backends, rpc: this.rpc, logger: logger.child('host'), metrics: this.metrics,
@@ -149,6 +152,9 @@ export class SwitchboardNode {
         break;
       case 'ack':
         this.edge.inputAck(message.c, message.sid, message.n);
+        break;
+      case 'refused':
+        this.edge.inputRefused(message.c, message.sid, message.msg, message.retryMs);
         break;
       case 'reply':
         this.rpc.settle(message);
