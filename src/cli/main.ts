@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `switchboard <command>`: serve (default), attach, ls, cluster, bench.
+ * `switchboard <command>`: serve (default), attach, ls, cluster, bench, keeper.
  */
 import { settingNames } from '../config/config.js';
 
@@ -12,6 +12,7 @@ Usage:
   switchboard ls                   list sessions
   switchboard cluster [--nodes N]  run Redis, PostgreSQL, N nodes and HAProxy locally
   switchboard bench <scenario>     measure latency and capacity
+  switchboard keeper [options]     hold a node's terminals so they outlive it (keeper --help)
 
 serve options (each also an environment variable):
 ${settingNames().map((s) => `  ${s.flag.padEnd(28)} ${s.env}`).join('\n')}
@@ -27,7 +28,8 @@ async function main(argv: string[]): Promise<void> {
     case 'attach':
     case 'ls':
     case 'cluster':
-    case 'bench': {
+    case 'bench':
+    case 'keeper': {
       const mod = (await import(`./${command}.js`)) as { run(argv: string[]): Promise<number> };
       process.exitCode = await mod.run(rest);
       return;

@@ -24,6 +24,10 @@ export interface NodeInfo {
   rss: number;
   /** CPU use since the previous heartbeat, 0-1 per core summed. */
   cpu: number;
+  /** Its terminal keeper (src/keeper): absent on older nodes and edges. */
+  keeper?: 'up' | 'down' | 'off';
+  /** How long others wait for it to come back to its keeper before taking its terminals. */
+  keeperGraceMs?: number;
 }
 
 export interface Registry {
