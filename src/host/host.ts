@@ -538,6 +538,7 @@ export class Host {
    * adopts them); terminals inside this process are ended.
    */
   async releaseAll(handOffMs = 5_000): Promise<void> {
+    let handed = 0;
     await Promise.all([...this.sessions.values()].map(async ({ session }) => {
       if (session.spec.kind === 'pty') {
         if (!session.canHandOff) {
@@ -549,12 +550,16 @@ export class Host {
         } catch (err) {
           this.deps.logger.warn('handing a terminal to the keeper failed', { sid: session.sid, err: String(err) });
         }
-        if (session.state === 'handed') this.forget(session, 'handed to the keeper');
+        if (session.state === 'handed') {
+          this.forget(session, 'handed to the keeper');
+          handed++;
+        }
         return;
       }
       session.fence();
       await this.deps.leases.release(session.sid, this.options.nodeId, session.epoch).catch(() => {});
     }));
+    if (handed > 0) this.deps.logger.info('terminals handed to the keeper', { terminals: handed });
   }
 
   /** Ends every session (shutdown): terminals get SIGHUP, then SIGKILL after `graceMs`. */
