@@ -488,7 +488,11 @@ export class Host {
       return false;
     }
     const epoch = await this.deps.leases.takeover(sid, self, holder, Math.max(kept.epoch, record?.epoch ?? 0));
-    if (epoch === null) return false; // another node won the race; the next pass looks again
+    if (epoch === null) {
+      // Another node won the compare-and-set; the next pass sees whom it went to.
+      this.deps.logger.info('another node adopted the kept terminal first', { sid, seen: holder });
+      return false;
+    }
     const spec: OpenSpec = record ? { ...specOf(record), cols: kept.spec.cols, rows: kept.spec.rows } : kept.spec;
     // Until the terminal is attached, a failure (Redis or the store unreachable) leaves it
     // kept: the record is ours at `epoch`, so a later pass takes it over again and retries.
