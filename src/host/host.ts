@@ -450,24 +450,27 @@ export class Host {
    * With no store record (an embedded node's memory store), the keeper's copy of the
    * spec, owner and creation time recreates it; with no log (memory, or a Redis that
    * restarted empty) output continues from the oldest byte the keeper still holds.
-   * Returns how many were adopted; a kept terminal attached to a live connection is not
-   * looked at, so this costs one local round trip when there is nothing to adopt.
+   * A kept terminal attached to a live connection is not looked at, so this costs one
+   * local round trip when there is nothing to adopt. Returns the sessions still kept here
+   * unadopted (the reaper must not restart or end those: their shells run).
    */
-  async adoptKept(alive: ReadonlySet<NodeId>): Promise<number> {
+  async adoptKept(alive: ReadonlySet<NodeId>): Promise<Set<SessionId>> {
+    const waiting = new Set<SessionId>();
     const keeper = this.deps.keeper;
-    if (!keeper || this.draining || keeper.state !== 'up') return 0;
-    const { sessions, nodes } = await keeper.list();
+    if (!keeper || this.draining || keeper.state !== 'up') return waiting;
+    const { sessions, nodes } = await keeper.listUnattached();
     const connected = new Set(nodes);
-    let adopted = 0;
     for (const kept of sessions) {
       if (kept.attached !== null || this.sessions.has(kept.sid) || this.draining) continue;
+      let adopted = false;
       try {
-        if (await this.adoptOne(keeper, kept, alive, connected)) adopted++;
+        adopted = await this.adoptOne(keeper, kept, alive, connected);
       } catch (err) {
         this.deps.logger.warn('adopting a kept terminal failed', { sid: kept.sid, err: String(err) });
       }
+      if (!adopted) waiting.add(kept.sid);
     }
-    return adopted;
+    return waiting;
   }
 
   private async adoptOne(keeper: KeptTerminals, kept: KeptSessionInfo, alive: ReadonlySet<NodeId>, connected: ReadonlySet<NodeId>): Promise<boolean> {

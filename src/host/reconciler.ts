@@ -79,7 +79,10 @@ export class Reconciler {
       for (const n of nodes) this.lastSeen.set(n.id, { at: now, graceMs: n.keeper && n.keeper !== 'off' ? n.keeperGraceMs ?? 0 : 0 });
       for (const [id, seen] of this.lastSeen) if (now - seen.at > FORGET_NODE_MS) this.lastSeen.delete(id);
       const alive = new Set(nodes.map((n) => n.id));
-      await host.adoptKept(alive).catch((err) => this.deps.logger.warn('adopting kept terminals failed', { err: String(err) }));
+      const kept = await host.adoptKept(alive).catch((err) => {
+        this.deps.logger.warn('adopting kept terminals failed', { err: String(err) });
+        return new Set<string>();
+      });
       const live = new Set(alive);
       // Our own records count as orphans until the first pass has adopted what a previous
       // life of this node left; after that every one of them is a session we run.
@@ -94,7 +97,9 @@ export class Reconciler {
         const record = await store.getSession(sid);
         if (record && (record.status === 'running' || record.status === 'starting')) running.push(record);
       }
-      const orphans = running.filter((r) => !host.hosted(r.sid) && !this.inGrace(r.kind, r.node, now)).slice(0, MAX_PER_PASS);
+      // A terminal our keeper still holds is adopted (or ended) by adoptKept, never
+      // restarted or marked lost here: its shell is running.
+      const orphans = running.filter((r) => !host.hosted(r.sid) && !kept.has(r.sid) && !this.inGrace(r.kind, r.node, now)).slice(0, MAX_PER_PASS);
       // Takeovers run TAKEOVER_CONCURRENCY at a time: one at a time, each a few round
       // trips, made clients of a dead node with hundreds of sessions wait seconds.
       const queue = [...orphans];

@@ -296,7 +296,10 @@ export class Keeper {
           return;
         }
         case 'list':
-          conn.send({ t: 'reply', id: m.id, ok: true, sessions: [...this.ptys.values()].map((p) => p.info(conn)), nodes: this.nodeIds() });
+          conn.send({
+            t: 'reply', id: m.id, ok: true, nodes: this.nodeIds(),
+            sessions: [...this.ptys.values()].filter((p) => !m.unattached || p.owner === null).map((p) => p.info(conn)),
+          });
           return;
         default:
           this.message(conn, m);

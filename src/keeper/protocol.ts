@@ -93,7 +93,8 @@ export interface AttachRequest extends BufferLimits { t: 'attach'; id: number; s
 export interface DetachRequest { t: 'detach'; id: number; sid: SessionId }
 /** Unconditional from the attached connection; otherwise only if unattached and its epoch is below `below`. */
 export interface DiscardRequest { t: 'discard'; id: number; sid: SessionId; below?: Epoch }
-export interface ListRequest { t: 'list'; id: number }
+/** `unattached`: only PTYs no connection holds (what a node may adopt; usually none). */
+export interface ListRequest { t: 'list'; id: number; unattached?: boolean }
 export interface WriteMessage { t: 'write'; sid: SessionId; data: Uint8Array }
 export interface ResizeMessage { t: 'resize'; sid: SessionId; cols: number; rows: number }
 export interface PauseMessage { t: 'pause' | 'resume'; sid: SessionId }

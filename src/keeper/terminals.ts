@@ -16,7 +16,8 @@ export interface KeptList {
 
 export interface KeptTerminals {
   readonly state: KeeperState;
-  list(): Promise<KeptList>;
+  /** The terminals no connection holds: what a node may adopt. */
+  listUnattached(): Promise<KeptList>;
   /** Reattaches a kept terminal at `epoch` (won in the owner record); output resent from `from`. */
   adopt(sid: SessionId, epoch: Epoch, from: Offset): Backend;
   /** Ends a kept, unattached terminal whose epoch is below `below`; true if it did. */
@@ -34,8 +35,8 @@ export class KeeperTerminals implements KeptTerminals {
     return this.link.state;
   }
 
-  async list(): Promise<KeptList> {
-    const reply = await (await this.link.client()).request({ t: 'list' });
+  async listUnattached(): Promise<KeptList> {
+    const reply = await (await this.link.client()).request({ t: 'list', unattached: true });
     return { sessions: reply.sessions as KeptSessionInfo[], nodes: reply.nodes as NodeId[] };
   }
 
