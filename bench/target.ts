@@ -43,6 +43,7 @@ function urlTarget(o: Options): Target {
 
 export async function startTarget(o: Options, log: (s: string) => void): Promise<Target> {
   if (o.urls.length > 0) return urlTarget(o);
+  const verbose = process.env.SWITCHBOARD_BENCH_VERBOSE !== undefined;
   const roles: ClusterRole[] = o.single ? ['both'] : [...Array(o.hosts).fill('host'), ...Array(o.edges).fill('edge')];
   log(o.single ? 'starting one embedded node…' : `starting Redis, PostgreSQL, ${o.hosts} host and ${o.edges} edge node(s)…`);
   const cluster = await startLocalCluster({
@@ -50,8 +51,9 @@ export async function startTarget(o: Options, log: (s: string) => void): Promise
     // The caller's SWITCHBOARD_* settings (e.g. SWITCHBOARD_LEASE_TTL_MS) reach the nodes; the
     // cluster's own token, Redis and database URLs still win.
     env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] =>
-      e[0].startsWith('SWITCHBOARD_') && e[1] !== undefined && !NOT_PASSED.includes(e[0]))),
-    // SWITCHBOARD_BENCH_VERBOSE=1 shows the nodes' warnings and errors.
+      e[0].startsWith('SWITCHBOARD_') && e[1] !== undefined && (!NOT_PASSED.includes(e[0]) || (verbose && e[0] === 'SWITCHBOARD_LOG_LEVEL')))),
+    // SWITCHBOARD_BENCH_VERBOSE=1 shows the nodes' warnings and errors (with
+    // SWITCHBOARD_LOG_LEVEL=info, their info lines too).
     ...(process.env.SWITCHBOARD_BENCH_VERBOSE ? { onLog: (id: string, line: string) => log(`${id}: ${line}`) } : {}),
     // SWITCHBOARD_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=prof' profiles every node.
     ...(process.env.SWITCHBOARD_BENCH_NODE_ARGS ? { nodeArgs: process.env.SWITCHBOARD_BENCH_NODE_ARGS.split(/\s+/).filter(Boolean) } : {}),

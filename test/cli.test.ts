@@ -65,9 +65,9 @@ t.test('ls prints sessions as a table', async (t) => {
     if ((row && /\s1\s+\d{4}-/.test(row)) || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  t.match(lines[0], /^SID\s+KIND\s+STATUS\s+NODE\s+CLIENTS\s+CREATED$/, 'header');
+  t.match(lines[0], /^SID\s+KIND\s+OWNER\s+STATUS\s+NODE\s+CLIENTS\s+CREATED$/, 'header');
   t.ok(row, 'a row for the session');
-  t.match(row!, new RegExp(`^${sid}\\s+echo\\s+running\\s+${server.config.nodeId}\\s+1\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d$`));
+  t.match(row!, new RegExp(`^${sid}\\s+echo\\s+admin\\s+running\\s+${server.config.nodeId}\\s+1\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d$`));
 
   const json = collector();
   await ls({ url: server.http, token: TEST_TOKEN, json: true, out: json });
@@ -85,7 +85,7 @@ t.test('ls prints sessions as a table', async (t) => {
 t.test('ls through the CLI entry', async (t) => {
   const cli = new CliInPty(['ls', '--url', server.http, '--token', TEST_TOKEN]);
   t.equal(await cli.exit(), 0);
-  t.match(cli.output, /SID\s+KIND\s+STATUS|no sessions/);
+  t.match(cli.output, /SID\s+KIND\s+OWNER\s+STATUS|no sessions/);
 });
 
 t.test('attach: new session, type, detach, re-attach, exit code', async (t) => {

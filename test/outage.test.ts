@@ -54,7 +54,7 @@ async function carriedOn(t: Test, client: TestClient, sid: string, ticks: number
   t.pass('the shell kept its state');
   const text = client.text(sid);
   const seen = [...text.matchAll(/^tick(\d+)\r?$/gm)].map((m) => Number(m[1]));
-  t.same(seen, Array.from({ length: ticks }, (_, i) => i + 1), 'every tick once, in order');
+  t.same(seen, Array.from({ length: ticks }, (_, i) => i + 1), 'every tick once, in order', { text: text.slice(-400) });
   const frames = client.frames.filter((f: Frame) => f.sid === sid);
   t.same(frames.filter((f) => f.t === 'gap' || f.t === 'exit'), [], 'no gap, no exit');
   let next = 0;
@@ -72,7 +72,8 @@ async function carriedOn(t: Test, client: TestClient, sid: string, ticks: number
   const gap = replay.frames.find((f) => f.t === 'gap');
   const from = gap ? gap.to : replayFrom;
   t.ok(from <= replayFrom + 64, `the replay starts where the log does (${from})`);
-  t.ok(replay.bytes(sid).equals(client.bytes(sid).subarray(from, next)), `a replay from ${replayFrom} gives the same bytes`);
+  // The replay may already hold output that came after `next` (a prompt): compare up to it.
+  t.ok(replay.bytes(sid).subarray(0, next - from).equals(client.bytes(sid).subarray(from, next)), `a replay from ${replayFrom} gives the same bytes`);
   replay.close();
 }
 

@@ -108,14 +108,14 @@ export async function fetchSessions(url: string, token: string | undefined): Pro
   return sessions as SessionInfo[];
 }
 
-const COLUMNS = ['SID', 'KIND', 'STATUS', 'NODE', 'CLIENTS', 'CREATED'] as const;
+const COLUMNS = ['SID', 'KIND', 'OWNER', 'STATUS', 'NODE', 'CLIENTS', 'CREATED'] as const;
 
 /** Oldest first; times in local time, to the second. */
 export function formatSessions(sessions: readonly SessionInfo[]): string {
   if (sessions.length === 0) return 'no sessions\n';
   const rows = [...sessions]
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
-    .map((s) => [s.sid, s.kind, s.status, s.node, String(s.clients), localTime(s.createdAt)]);
+    .map((s) => [s.sid, s.kind, s.owner ?? '-', s.status, s.node, String(s.clients), localTime(s.createdAt)]);
   const widths = COLUMNS.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [line(COLUMNS), ...rows.map(line)].join('\n') + '\n';

@@ -54,6 +54,26 @@ export interface Config {
   readonly metricsHost: string;
   /** Frames a connection may send per second before `rate_limited`. */
   readonly frameRate: number;
+  /**
+   * HS256 secret for user JWTs (32+ bytes); also the key share links are signed with
+   * (derived from it). Undefined: no HS256 JWTs, links signed with a key derived from the token.
+   */
+  readonly jwtSecret: string | undefined;
+  /** A JSON Web Key Set URL for asymmetrically signed user JWTs (cached, refetched on an unknown kid). */
+  readonly jwksUrl: string | undefined;
+  /** When set, a JWT's `iss` / `aud` must match. */
+  readonly jwtIssuer: string | undefined;
+  readonly jwtAudience: string | undefined;
+  /** Running sessions a non-admin principal may own, cluster-wide. */
+  readonly maxSessionsPerPrincipal: number;
+  /** Opens a non-admin principal may make per minute, cluster-wide. */
+  readonly openRate: number;
+  /** Input bytes a non-admin principal may send per second, cluster-wide. */
+  readonly inputRate: number;
+  /** Longest life a share link may be given. */
+  readonly linkMaxTtlSeconds: number;
+  /** The gateway's public base URL (share links point there); undefined: http:// + the request's Host. */
+  readonly publicUrl: string | undefined;
   /** Agent `limit` requests allowed per key per minute, cluster-wide. */
   readonly agentLimitRate: number;
   /** Largest terminal a client may open or resize to (snapshot cost grows with it). */
@@ -62,6 +82,8 @@ export interface Config {
   /** Worker threads computing screen snapshots, and snapshots that may wait for one. */
   readonly snapshotWorkers: number;
   readonly snapshotQueue: number;
+  /** A writer that pauses its session this long by not reading is detached. */
+  readonly slowWriterMs: number;
   /** Session placements this edge runs at once, and opens that may wait for a turn. */
   readonly openConcurrency: number;
   readonly openQueue: number;
@@ -93,6 +115,8 @@ const MiB = 1024 * 1024;
  * per address, but an attacker with many addresses is limited only by the token's length.
  */
 export const MIN_TOKEN_LENGTH = 16;
+/** HS256 keys shorter than the hash output (RFC 7518 §3.2) are refused at start. */
+export const MIN_JWT_SECRET_BYTES = 32;
 const KiB = 1024;
 
 function fail(name: string, message: string): never {
@@ -173,6 +197,23 @@ function socketPath(raw: string, name: string): string {
   return raw;
 }
 
+function httpUrl(raw: string, name: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    fail(name, `must be an http:// or https:// URL (got '${raw}')`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(name, `must be an http:// or https:// URL (got '${raw}')`);
+  return url.toString().replace(/\/$/, '');
+}
+
+function jwtSecret(raw: string, name: string): string {
+  const bytes = Buffer.byteLength(raw, 'utf8');
+  if (bytes < MIN_JWT_SECRET_BYTES) fail(name, `must be at least ${MIN_JWT_SECRET_BYTES} bytes (got ${bytes}): a shorter HS256 key can be brute-forced from any token it signed; use a long random string`);
+  return raw;
+}
+
 /** `off` or a port; 0 picks a free one. */
 function optionalPort(raw: string, name: string): number | undefined {
   if (raw.trim() === 'off') return undefined;
@@ -210,11 +251,21 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'metricsPort', env: 'SWITCHBOARD_METRICS_PORT', parse: optionalPort },
   { key: 'metricsHost', env: 'SWITCHBOARD_METRICS_HOST', parse: text },
   { key: 'frameRate', env: 'SWITCHBOARD_FRAME_RATE', parse: integer(1, 10_000_000) },
+  { key: 'jwtSecret', env: 'SWITCHBOARD_JWT_SECRET', parse: jwtSecret },
+  { key: 'jwksUrl', env: 'SWITCHBOARD_JWKS_URL', parse: httpUrl },
+  { key: 'jwtIssuer', env: 'SWITCHBOARD_JWT_ISSUER', parse: text },
+  { key: 'jwtAudience', env: 'SWITCHBOARD_JWT_AUDIENCE', parse: text },
+  { key: 'maxSessionsPerPrincipal', env: 'SWITCHBOARD_MAX_SESSIONS_PER_PRINCIPAL', parse: integer(1, 1_000_000) },
+  { key: 'openRate', env: 'SWITCHBOARD_OPEN_RATE', parse: integer(1, 10_000_000) },
+  { key: 'inputRate', env: 'SWITCHBOARD_INPUT_RATE', parse: bytesBetween(1024, 1024 * MiB) },
+  { key: 'linkMaxTtlSeconds', env: 'SWITCHBOARD_LINK_MAX_TTL_SECONDS', parse: integer(60, 366 * 86_400) },
+  { key: 'publicUrl', env: 'SWITCHBOARD_PUBLIC_URL', parse: httpUrl },
   { key: 'agentLimitRate', env: 'SWITCHBOARD_AGENT_LIMIT_RATE', parse: integer(1, 10_000_000) },
   { key: 'maxCols', env: 'SWITCHBOARD_MAX_COLS', parse: integer(80, 1000) },
   { key: 'maxRows', env: 'SWITCHBOARD_MAX_ROWS', parse: integer(24, 1000) },
   { key: 'snapshotWorkers', env: 'SWITCHBOARD_SNAPSHOT_WORKERS', parse: integer(1, 64) },
   { key: 'snapshotQueue', env: 'SWITCHBOARD_SNAPSHOT_QUEUE', parse: integer(0, 100_000) },
+  { key: 'slowWriterMs', env: 'SWITCHBOARD_SLOW_WRITER_MS', parse: integer(100, 3_600_000) },
   { key: 'openConcurrency', env: 'SWITCHBOARD_OPEN_CONCURRENCY', parse: integer(1, 10_000) },
   { key: 'openQueue', env: 'SWITCHBOARD_OPEN_QUEUE', parse: integer(0, 1_000_000) },
   { key: 'exitedRetentionMs', env: 'SWITCHBOARD_EXITED_RETENTION_MS', parse: integer(0, 86_400_000) },
@@ -250,11 +301,21 @@ export const DEFAULTS = {
   metricsPort: undefined,
   metricsHost: '127.0.0.1',
   frameRate: 2_000,
+  jwtSecret: undefined,
+  jwksUrl: undefined,
+  jwtIssuer: undefined,
+  jwtAudience: undefined,
+  maxSessionsPerPrincipal: 100,
+  openRate: 60,
+  inputRate: MiB,
+  linkMaxTtlSeconds: 7 * 86_400,
+  publicUrl: undefined,
   agentLimitRate: 60,
   maxCols: 500,
   maxRows: 200,
   snapshotWorkers: 1,
   snapshotQueue: 32,
+  slowWriterMs: 10_000,
   openConcurrency: 64,
   openQueue: 4096,
   exitedRetentionMs: 600_000,

@@ -21,6 +21,8 @@ export class Attachment {
   acked: Offset | undefined;
   /** Set while above the high watermark, cleared below the low one (hysteresis). */
   overWatermark = false;
+  /** When it went over the high watermark (a writer pausing the session since then). */
+  overSince = 0;
   /** A live event arrived while replaying: read the log once more before going live. */
   missedWhileReplaying = false;
   /** Non-output frames (resized, owner, exit) held until the replay caught up. */

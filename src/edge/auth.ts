@@ -1,10 +1,8 @@
-import { timingSafeEqual } from 'node:crypto';
-
-/** Who a request speaks for. One static admin token today; users come with an issuer. */
-export interface Principal {
-  name: string;
-  admin: boolean;
-}
+/**
+ * Where credentials travel and the browser rules around them. What a credential is
+ * worth (admin token, user JWT, share link) is src/auth/.
+ */
+export type { Principal } from '../auth/principal.js';
 
 export interface Credentials {
   authorization: string;
@@ -41,13 +39,6 @@ export function presentedToken(c: Credentials): string | undefined {
     if (name === TOKEN_COOKIE) return decodeURIComponent(rest.join('='));
   }
   return undefined;
-}
-
-export function tokenMatches(presented: string | undefined, expected: string): boolean {
-  if (presented === undefined) return false;
-  const a = Buffer.from(presented);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /**

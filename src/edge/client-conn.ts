@@ -1,3 +1,4 @@
+import type { Principal } from '../auth/principal.js';
 import type { ClientFrame } from '../protocol/frames.js';
 import type { ClientId } from '../util/ids.js';
 import type { Attachment } from './attachment.js';
@@ -33,5 +34,5 @@ export class ClientConn {
   /** The screen snapshot this connection has in flight: at most one at a time. */
   snapshot: Promise<void> | undefined;
 
-  constructor(readonly id: ClientId, readonly principal: string, readonly socket: SocketLike, readonly ip: string) {}
+  constructor(readonly id: ClientId, readonly principal: Principal, readonly socket: SocketLike, readonly ip: string) {}
 }

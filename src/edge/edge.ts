@@ -27,7 +27,7 @@ import { decodeMessage, encodeFrame, encodeValue } from '../protocol/codec.js';
 import type { AttachFrame, ClientFrame, KillFrame, OpenFrame, Role, ServerFrame } from '../protocol/frames.js';
 import { parseClientFrame, salvageRef } from '../protocol/parse.js';
 import { BACKEND_RETRY_MS, CLOSE, SwitchboardError, toSwitchboardError } from '../errors/errors.js';
-import type { ClientId, NodeId, Offset, SessionId } from '../util/ids.js';
+import type { ClientId, Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
 import { newSessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import type { ControlMessage, InputCommand, OpenRequest, WatchCommand } from '../node/messages.js';
@@ -44,6 +44,8 @@ import {
   OPEN_WAIT_MS, SNAPSHOT_TIMEOUT_MS, SNAPSHOT_WAIT_MS, type EdgeLimits,
 } from './limits.js';
 import type { Metrics } from '../node/metrics.js';
+import { UNCHECKED_ACCESS, type SessionAccess } from '../auth/access.js';
+import { checkAttach, checkKill, checkOpen, type Principal } from '../auth/principal.js';
 
 /** Bytes read from the log per catch-up step. */
 const REPLAY_STEP_BYTES = 256 * 1024;
@@ -109,11 +111,15 @@ export class Edge {
   private snapshots!: SnapshotPool;
   private opensRefused = 0;
   private snapshotsRefused = 0;
+  /** Per-principal limits and the audit trail (src/auth/access.ts); the server sets them. */
+  private access: SessionAccess = UNCHECKED_ACCESS;
   /** The registry read in flight, if any, shared by concurrent opens. */
   private nodesRead: Promise<NodeInfo[]> | undefined;
   private readonly inputHold = new InputHold({ maxBytesPerSession: HELD_INPUT_BYTES, maxAgeMs: HELD_INPUT_MS },
     (item, sid, why) => this.refuseInput(item.client, sid, why));
   private holdTimer: NodeJS.Timeout | undefined;
+  /** Writers above the high watermark: each pauses its session for everyone. */
+  private readonly pausing = new Set<Attachment>();
 
   constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {
     this.configure(options.limits ?? DEFAULT_EDGE_LIMITS);
@@ -143,8 +149,15 @@ export class Edge {
     old?.close();
   }
 
+  useAccess(access: SessionAccess): void {
+    this.access = access;
+  }
+
   start(): void {
-    this.holdTimer = setInterval(() => this.inputHold.expire(), 1_000);
+    this.holdTimer = setInterval(() => {
+      this.inputHold.expire();
+      this.detachSlowWriters();
+    }, 1_000);
     this.holdTimer.unref();
     this.deps.bus.onRestore(() => {
       // Events published while the bus was down are lost: catch everyone up from the log.
@@ -161,7 +174,7 @@ export class Edge {
 
   // ─── connections ──────────────────────────────────────────────────────────
 
-  connect(socket: SocketLike, principal: string, ip: string): ClientConn {
+  connect(socket: SocketLike, principal: Principal, ip: string): ClientConn {
     const client = new ClientConn(this.nextClientId++, principal, socket, ip);
     this.clients.set(client.id, client);
     this.deps.metrics.clients.set(this.clients.size);
@@ -321,8 +334,17 @@ export class Edge {
         const a = this.writerOf(client, frame.sid);
         const command: InputCommand = { t: 'in', data: frame.data, c: client.id, e: this.options.nodeId };
         if (frame.n !== undefined) command.n = frame.n;
-        this.control(client, a.sid, command);
-        return undefined;
+        const admitting = this.access.admitInput(client.principal, frame.data.length);
+        if (admitting === undefined) {
+          this.control(client, a.sid, command);
+          return undefined;
+        }
+        // The principal's input budget needs a round trip: later frames wait behind this
+        // one (order), and the data outlives uWS's receive buffer, so it is copied.
+        command.data = frame.data.slice();
+        return admitting.then(() => {
+          if (!client.closed) this.control(client, a.sid, command);
+        });
       }
       case 'resize': {
         const a = this.writerOf(client, frame.sid);
@@ -412,6 +434,25 @@ export class Edge {
     return this.nodesRead;
   }
 
+  /**
+   * A writer that stops reading pauses its session for every other client. After
+   * slowWriterMs (SWITCHBOARD_SLOW_WRITER_MS) of that it is detached (told why), so the session goes on; it can
+   * attach again with `from` and lose nothing within the replay window.
+   */
+  private detachSlowWriters(now = Date.now()): void {
+    for (const a of this.pausing) {
+      if (a.state === 'closed' || !a.overWatermark) {
+        this.pausing.delete(a);
+        continue;
+      }
+      if (now - a.overSince < this.limits.slowWriterMs) continue;
+      this.pausing.delete(a);
+      this.deps.logger.warn('slow writer detached', { sid: a.sid, client: a.client.id, ip: a.client.ip });
+      this.sendError(a.client, new SwitchboardError('rate_limited', `you did not read output of session ${a.sid} for ${this.limits.slowWriterMs} ms while it waited for you; detached so the session goes on. Attach again with from to resume`, { retryMs: 0 }), undefined, a.sid);
+      this.detach(a);
+    }
+  }
+
   private refuseInput(client: ClientConn, sid: SessionId, why: string): void {
     this.sendError(client, new SwitchboardError('unavailable', `session ${sid}: ${why}; your input was not delivered, send it again`, { retryMs: NO_OWNER_RETRY_MS }), undefined, sid);
   }
@@ -423,7 +464,7 @@ export class Edge {
    * attachment is registered before `opened` is sent, so the opener's next frames find it.
    */
   async open(client: ClientConn, frame: OpenFrame): Promise<void> {
-    const { sid, node } = await this.place(frame, client.principal);
+    const { sid, node } = await this.place(frame, client.principal, client.ip);
     this.deps.metrics.opened.inc();
     if (client.closed) return;
     const existing = client.attachments.get(sid);
@@ -438,16 +479,22 @@ export class Edge {
    * session. Node-wide, at most `openConcurrency` placements run at once and
    * `openQueue` wait; beyond that, `unavailable` with a retry hint.
    */
-  async place(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: string): Promise<{ sid: SessionId; node: NodeId }> {
+  async place(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: Principal, ip: string): Promise<{ sid: SessionId; node: NodeId }> {
     this.checkSize(frame.spec.cols, frame.spec.rows);
-    const placing = this.opens.tryRun(() => this.placeNow(frame, principal));
-    if (placing) return placing;
+    checkOpen(principal);
+    await this.access.admitOpen(principal);
+    const placing = this.opens.tryRun(() => this.placeNow(frame, principal.name));
+    if (placing) {
+      const placed = await placing;
+      this.access.audit('open', placed.sid, placed.epoch, principal, ip, { node: placed.node, kind: frame.spec.kind });
+      return { sid: placed.sid, node: placed.node };
+    }
     this.opensRefused++;
     const retryMs = this.opens.retryMs(1000);
     throw new SwitchboardError('unavailable', `this node has ${this.opens.queued} opens waiting already; retry in ${retryMs} ms, or open through another node`, { retryMs });
   }
 
-  private async placeNow(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: string): Promise<{ sid: SessionId; node: NodeId }> {
+  private async placeNow(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: string): Promise<{ sid: SessionId; node: NodeId; epoch: Epoch }> {
     if (frame.sid !== undefined) {
       // A client-chosen id must be new. A host refuses a clash too, but only after taking
       // a lease and touching the log; one read here answers it first, with a clear message.
@@ -475,7 +522,7 @@ export class Edge {
       const request: Omit<OpenRequest, 'rid'> = { t: 'open', e: this.options.nodeId, sid, spec: frame.spec, owner: principal };
       try {
         const reply = await this.deps.rpc.call<OpenRequest>(nodeInbox(host.id), request, OPEN_TIMEOUT_MS);
-        if (reply.ok) return { sid, node: reply.node ?? host.id };
+        if (reply.ok) return { sid, node: reply.node ?? host.id, epoch: reply.epoch ?? 0 };
         const code = reply.code ?? 'internal';
         lastError = new SwitchboardError(code, reply.msg ?? 'open failed', code === 'unavailable' ? { retryMs: BACKEND_RETRY_MS } : {});
       } catch (err) {
@@ -505,6 +552,7 @@ export class Edge {
     const wantsScreen = frame.from === undefined;
     if (wantsScreen && client.snapshot) await client.snapshot;
     const record = await this.record(frame.sid);
+    checkAttach(client.principal, record, frame.role);
     let bounds: Awaited<ReturnType<SessionLog['bounds']>>;
     try {
       bounds = await this.deps.log.bounds(frame.sid);
@@ -525,6 +573,7 @@ export class Edge {
     if (existing) this.detach(existing);
     const a = this.register(client, frame.sid, frame.role, frame.from ?? (screen ? head : start), ended);
     this.send(client, { t: 'attached', ref: frame.ref, sid: frame.sid, head, node: record.node, cols: record.cols, rows: record.rows });
+    this.access.audit('attach', frame.sid, record.epoch, client.principal, client.ip, { role: frame.role });
     if (!screen) {
       this.begin(a);
       return;
@@ -624,6 +673,7 @@ export class Edge {
    */
   private detach(a: Attachment, tellHost = true): void {
     a.state = 'closed';
+    this.pausing.delete(a);
     if (a.client.attachments.get(a.sid) === a) a.client.attachments.delete(a.sid);
     const w = this.watched.get(a.sid);
     if (!w || !w.attachments.delete(a)) return;
@@ -638,14 +688,16 @@ export class Edge {
   }
 
   async kill(client: ClientConn, frame: KillFrame): Promise<void> {
-    await this.killSession(frame.sid, frame.signal);
+    await this.killSession(frame.sid, frame.signal, client.principal, client.ip);
     this.send(client, { t: 'killed', ref: frame.ref, sid: frame.sid });
   }
 
-  /** Used by `kill` and DELETE /v1/sessions/:sid. */
-  async killSession(sid: SessionId, signal: string): Promise<void> {
+  /** Used by `kill` and DELETE /v1/sessions/:sid: the owner's or an admin's (else `not_found`). */
+  async killSession(sid: SessionId, signal: string, principal: Principal, ip: string): Promise<void> {
     const record = await this.record(sid);
+    checkKill(principal, record);
     if (record.status === 'exited' || record.status === 'lost') return;
+    this.access.audit('kill', sid, record.epoch, principal, ip, { signal });
     const message: Omit<Extract<ControlMessage, { t: 'kill' }>, 'rid'> = { t: 'kill', signal, e: this.options.nodeId };
     const reply = await this.deps.rpc.call<Extract<ControlMessage, { t: 'kill' }>>(sessionControl(sid), message, KILL_TIMEOUT_MS);
     if (!reply.ok) throw new SwitchboardError(reply.code ?? 'internal', reply.msg ?? 'kill failed');
@@ -774,9 +826,14 @@ export class Edge {
   private updateFlow(a: Attachment, buffered = a.client.socket.bufferedAmount()): void {
     if (!a.isWriter) return;
     const unacked = a.state === 'lagging' ? Number.POSITIVE_INFINITY : a.unacked(buffered);
-    if (!a.overWatermark && unacked > this.options.highWatermark) a.overWatermark = true;
-    else if (a.overWatermark && unacked < this.options.lowWatermark) a.overWatermark = false;
-    else return;
+    if (!a.overWatermark && unacked > this.options.highWatermark) {
+      a.overWatermark = true;
+      a.overSince = Date.now();
+      this.pausing.add(a);
+    } else if (a.overWatermark && unacked < this.options.lowWatermark) {
+      a.overWatermark = false;
+      this.pausing.delete(a);
+    } else return;
     const w = this.watched.get(a.sid);
     if (w) this.sendWatch(w);
   }

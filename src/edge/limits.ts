@@ -15,6 +15,8 @@ export interface EdgeLimits {
   /** Placements running at once and opens waiting for a turn, node-wide. */
   openConcurrency: number;
   openQueue: number;
+  /** Longest a writer may pause its session by not reading before it is detached. */
+  slowWriterMs: number;
 }
 
 export const DEFAULT_EDGE_LIMITS: Readonly<EdgeLimits> = Object.freeze({
@@ -24,6 +26,7 @@ export const DEFAULT_EDGE_LIMITS: Readonly<EdgeLimits> = Object.freeze({
   snapshotQueue: DEFAULTS.snapshotQueue,
   openConcurrency: DEFAULTS.openConcurrency,
   openQueue: DEFAULTS.openQueue,
+  slowWriterMs: DEFAULTS.slowWriterMs,
 });
 
 /** The edge's limits from the node's config. */
@@ -35,6 +38,7 @@ export function edgeLimits(config: Config): EdgeLimits {
     snapshotQueue: config.snapshotQueue,
     openConcurrency: config.openConcurrency,
     openQueue: config.openQueue,
+    slowWriterMs: config.slowWriterMs,
   };
 }
 

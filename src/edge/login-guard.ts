@@ -36,9 +36,10 @@ export class LoginGuard {
 
   /**
    * The answer to a request that presented a credential; `valid` says whether it was
-   * the right one. One limiter call either way: a cost-0 take reads the bucket.
+   * the right one; `reason` (never the credential) goes to the log line. One limiter
+   * call either way: a cost-0 take reads the bucket.
    */
-  async check(address: string, valid: boolean, via: LoginVia, path: string): Promise<LoginVerdict> {
+  async check(address: string, valid: boolean, via: LoginVia, path: string, reason?: string): Promise<LoginVerdict> {
     const key = `loginfail:${address}`;
     if (valid) {
       const d = await this.limiter.take(key, this.rule, 0);
@@ -50,7 +51,7 @@ export class LoginGuard {
     const d = await this.limiter.take(key, this.rule, 1);
     if (d.ok) {
       this.over.delete(address);
-      this.logger.warn('login failed', { addr: address, via, path });
+      this.logger.warn('login failed', { addr: address, via, path, ...(reason !== undefined ? { reason } : {}) });
       return { ok: false, status: 401 };
     }
     if (!this.over.has(address)) {

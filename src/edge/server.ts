@@ -1,21 +1,38 @@
 /**
  * The listener: uWebSockets.js serving `/v1/ws` and the HTTP routes of PROTOCOL.md.
  * Refusals (401, 403, 429) happen at upgrade time, before the socket opens.
+ *
+ * Who may do what is src/auth/principal.ts; credentials become principals in
+ * src/auth/authenticator.ts. Share links add three routes under a session:
+ *
+ *   POST   /v1/sessions/:sid/links      {role, ttlSeconds} → {id, url, token, role, expiresAt}
+ *   GET    /v1/sessions/:sid/links      → {links: [...]} (never the tokens)
+ *   DELETE /v1/sessions/:sid/links/:id  revokes it on every node (the Store); sockets
+ *                                       opened with it close within LINK_SWEEP_MS
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
-import { isLoopback, type Config } from '../config/config.js';
+import { DEFAULTS, isLoopback, type Config } from '../config/config.js';
 import { CLOSE, SwitchboardError, type WireErrorCode } from '../errors/errors.js';
 import { parseOpenSpec } from '../protocol/parse.js';
 import type { Limiter } from '../limit/limiter.js';
 import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
-import { isSessionId, type NodeId } from '../util/ids.js';
+import { isSessionId, type NodeId, type SessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import type { Metrics } from '../node/metrics.js';
-import { bearerToken, chosenProtocol, isJsonContentType, isLoopbackHost, originAllowed, presentedToken, tokenMatches, TOKEN_COOKIE, type Principal } from './auth.js';
+import { bearerToken, chosenProtocol, isJsonContentType, isLoopbackHost, originAllowed, presentedToken, TOKEN_COOKIE } from './auth.js';
+import { sessionAccess } from '../auth/access.js';
+import { Auditor } from '../auth/audit.js';
+import { Authenticator, type AuthOutcome } from '../auth/authenticator.js';
+import { KeySetUnavailable, type JwtOptions } from '../auth/jwt.js';
+import { isLinkId, newLinkId } from '../auth/links.js';
+import { PrincipalLimits, type PrincipalLimitSettings } from '../auth/principal-limits.js';
+import { ANONYMOUS_ADMIN, checkAdmin, checkList, checkShare, type LinkScope, type Principal } from '../auth/principal.js';
+import type { SessionRecord, ShareLink } from '../store/store.js';
+import type { Role } from '../protocol/frames.js';
 import { clientAddress, normalizeAddress, TrustedProxies } from './client-address.js';
 import type { ClientConn, SocketLike } from './client-conn.js';
 import type { Edge } from './edge.js';
@@ -24,8 +41,18 @@ import { LoginGuard, type LoginVia } from './login-guard.js';
 import { chooseVariant, notModified, StaticAssets } from './static-assets.js';
 
 const MAX_BODY = 64 * 1024;
-const OVERSIZE_GRACE = 16;
+/**
+ * uWS holds an unfinished frame up to maxPayloadLength before it can refuse it: 4x the
+ * limit keeps a proper 1009 for merely oversized frames while bounding what a
+ * connection that never finishes its frame costs (16x cost ~1 MiB each, 300 MB for 300).
+ */
+const OVERSIZE_GRACE = 4;
 const DEFAULT_LOGIN_FAILURE_RATE = 10;
+/** How often sockets opened with a share link are checked for revocation and expiry. */
+export const LINK_SWEEP_MS = 2_000;
+/** Unrevoked, unexpired links one session may have; past it minting answers `conflict`. */
+export const MAX_LINKS_PER_SESSION = 100;
+const DEFAULT_LINK_TTL_S = 3_600;
 const ASSET_TYPES = {
   'index.html': 'text/html; charset=utf-8',
   'terminal.js': 'text/javascript; charset=utf-8',
@@ -51,15 +78,27 @@ export interface ServerOptions {
   /** A separate listener for `/metrics` (no auth); undefined: `/metrics` on the main port, admin only. */
   metricsPort?: number | undefined;
   metricsHost?: string;
+  /** User JWTs (src/auth/jwt.ts); none accepted when neither secret nor key set is given. */
+  jwt?: JwtOptions;
+  /** Per-principal limits (src/auth/principal-limits.ts); defaults from config.ts. */
+  principalLimits?: PrincipalLimitSettings;
+  /** Longest life of a share link (default 7 days). */
+  linkMaxTtlSeconds?: number;
+  /** Public base URL share links point at; default http:// + the request's Host. */
+  publicUrl?: string | undefined;
 }
 
 /** The settings of docs/security.md, as the Server takes them. */
-export function securityOptions(config: Config): Pick<ServerOptions, 'trustedProxies' | 'loginFailureRate' | 'metricsPort' | 'metricsHost'> {
+export function securityOptions(config: Config): Pick<ServerOptions, 'trustedProxies' | 'loginFailureRate' | 'metricsPort' | 'metricsHost' | 'jwt' | 'principalLimits' | 'linkMaxTtlSeconds' | 'publicUrl'> {
   return {
     trustedProxies: config.trustedProxies,
     loginFailureRate: config.loginFailureRate,
     metricsPort: config.metricsPort,
     metricsHost: config.metricsHost,
+    jwt: { secret: config.jwtSecret, jwksUrl: config.jwksUrl, issuer: config.jwtIssuer, audience: config.jwtAudience },
+    principalLimits: { maxSessions: config.maxSessionsPerPrincipal, openRate: config.openRate, inputRate: config.inputRate },
+    linkMaxTtlSeconds: config.linkMaxTtlSeconds,
+    publicUrl: config.publicUrl,
   };
 }
 
@@ -110,6 +149,13 @@ export class Server {
   private readonly trusted: TrustedProxies;
   private readonly logins: LoginGuard;
   private readonly assets: StaticAssets;
+  private readonly auth: Authenticator;
+  private readonly auditor: Auditor;
+  private readonly principalLimits: PrincipalLimits;
+  /** Sockets opened with a share link: swept for revocation and expiry. */
+  private readonly linkSockets = new Set<WebSocket<SocketData>>();
+  private linkSweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
   port = 0;
   /** The metrics listener's port once listening; undefined when it is off. */
   metricsPort: number | undefined;
@@ -120,6 +166,17 @@ export class Server {
     this.logins = new LoginGuard(deps.limiter, options.loginFailureRate ?? DEFAULT_LOGIN_FAILURE_RATE, deps.logger);
     this.assets = new StaticAssets(webRoot(), ASSET_TYPES);
     deps.metrics.register('switchboard_login_failures_total', 'Wrong tokens presented (HTTP API, WebSocket upgrade, web login)', 'counter', () => this.logins.failures);
+    this.auth = new Authenticator({ token: options.token, jwt: options.jwt ?? {} }, deps.store);
+    this.auditor = new Auditor(deps.store, deps.logger.child('audit'));
+    this.principalLimits = new PrincipalLimits(deps.limiter, deps.store, options.principalLimits ?? {
+      maxSessions: DEFAULTS.maxSessionsPerPrincipal, openRate: DEFAULTS.openRate, inputRate: DEFAULTS.inputRate,
+    });
+    deps.edge.useAccess(sessionAccess(this.principalLimits, this.auditor));
+    const refused = this.principalLimits.refused;
+    deps.metrics.register('switchboard_principal_sessions_refused_total', 'Opens refused: the principal has SWITCHBOARD_MAX_SESSIONS_PER_PRINCIPAL sessions', 'counter', () => refused.sessions);
+    deps.metrics.register('switchboard_principal_opens_refused_total', 'Opens refused: the principal is over SWITCHBOARD_OPEN_RATE', 'counter', () => refused.opens);
+    deps.metrics.register('switchboard_principal_input_refused_total', 'Input frames refused: the principal is over SWITCHBOARD_INPUT_RATE', 'counter', () => refused.input);
+    deps.metrics.register('switchboard_audit_dropped_total', 'Audit events dropped: the store was unreachable and the queue full', 'counter', () => this.auditor.dropped);
     this.app = uWS.App();
     this.routes();
     if (options.metricsPort !== undefined) {
@@ -152,16 +209,33 @@ export class Server {
   }
 
   /**
-   * Checks a presented token against the failed-login limit (login-guard.ts).
-   * `undefined`: no credential presented, refused without counting.
+   * The principal of a presented credential, checked against the failed-login limit
+   * (login-guard.ts). `undefined`: no credential presented, refused without counting.
+   * Logins (upgrades and the web login; not every API request) and failures are audited.
    */
   private async authorize(token: string | undefined, address: string, via: LoginVia, path: string): Promise<Principal | Refusal> {
-    if (!this.options.authRequired) return { name: 'admin', admin: true };
+    if (!this.options.authRequired) return ANONYMOUS_ADMIN;
     if (token === undefined) return { status: 401, error: 'unauthorized', message: `missing token: ${via === 'http' ? API_CREDENTIALS : UPGRADE_CREDENTIALS}` };
-    const valid = tokenMatches(token, this.options.token);
-    const verdict = await this.logins.check(address, valid, via, path);
-    if (verdict.ok) return { name: 'admin', admin: true };
-    if (verdict.status === 401) return { status: 401, error: 'unauthorized', message: `wrong token: ${via === 'http' ? API_CREDENTIALS : UPGRADE_CREDENTIALS}` };
+    let outcome: AuthOutcome;
+    try {
+      outcome = await this.auth.authenticate(token);
+    } catch (err) {
+      // The key set or the store did not answer: not the client's fault, not a failed login.
+      this.deps.logger.warn('cannot check a credential', { addr: address, via, err: String(err) });
+      const what = err instanceof KeySetUnavailable ? 'the JWT key set (SWITCHBOARD_JWKS_URL) cannot be fetched' : 'the session store is unreachable';
+      return { status: 503, error: 'unavailable', message: `cannot check the credential now: ${what}; retry shortly`, headers: { 'Retry-After': '1' } };
+    }
+    const reason = outcome.ok ? undefined : outcome.reason;
+    const verdict = await this.logins.check(address, outcome.ok, via, path, reason);
+    if (verdict.ok) {
+      if (!outcome.ok) throw new Error('the login guard let an invalid credential in');
+      if (via !== 'http') this.auditor.login(true, via, address, outcome.principal, { path });
+      return outcome.principal;
+    }
+    if (verdict.status === 401) {
+      this.auditor.login(false, via, address, undefined, { path, reason });
+      return { status: 401, error: 'unauthorized', message: `${reason ?? 'wrong token'}: ${via === 'http' ? API_CREDENTIALS : UPGRADE_CREDENTIALS}` };
+    }
     return {
       status: 429, error: 'rate_limited',
       message: `too many failed logins from ${address}; retry in ${verdict.retryMs} ms`,
@@ -172,9 +246,9 @@ export class Server {
   private routes(): void {
     const { edge, metrics, logger } = this.deps;
     this.app.ws<SocketData>('/v1/ws', {
-      // uWS drops an over-long message with no close frame (1006). We let up to 16x the
-      // limit through so a merely oversized frame gets a proper 1009; beyond that uWS's
-      // abrupt close protects memory.
+      // uWS drops an over-long message with no close frame (1006). We let up to
+      // OVERSIZE_GRACE times the limit through so a merely oversized frame gets a proper
+      // 1009; beyond that uWS's abrupt close protects memory.
       maxPayloadLength: this.options.maxFrame * OVERSIZE_GRACE,
       maxBackpressure: this.options.maxBackpressure,
       closeOnBackpressureLimit: 0,
@@ -221,7 +295,8 @@ export class Server {
       open: (ws) => {
         const data = ws.getUserData();
         this.sockets.add(ws);
-        data.conn = edge.connect(new UwsSocket(ws), data.principal.name, data.ip);
+        data.conn = edge.connect(new UwsSocket(ws), data.principal, data.ip);
+        if (data.principal.link) this.linkSockets.add(ws);
       },
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData().conn!;
@@ -236,6 +311,7 @@ export class Server {
       drain: (ws) => edge.drained(ws.getUserData().conn!),
       close: (ws) => {
         this.sockets.delete(ws);
+        this.linkSockets.delete(ws);
         const conn = ws.getUserData().conn;
         if (conn) {
           conn.closed = true;
@@ -264,6 +340,7 @@ export class Server {
       const ip = this.clientAddress(res, req);
       void this.authorize(bearerToken(info.authorization), ip, 'http', info.url).then((principal) => {
         if ('status' in principal) return reply.json(principal.status, { error: principal.error, message: principal.message }, principal.headers);
+        if (!principal.admin) return reply.json(403, { error: 'forbidden', message: 'metrics are for administrators (or set SWITCHBOARD_METRICS_PORT for a scraper listener)' });
         this.sendMetrics(reply);
       }).catch((err: unknown) => reply.error(err));
     }));
@@ -273,7 +350,7 @@ export class Server {
       // await below: start reading now. (Errors are handled where it is awaited.)
       const body = info.hasBody ? readBody(reply, MAX_BODY) : Promise.resolve(Buffer.alloc(0));
       body.catch(() => {});
-      this.handleApi(reply, info, ip, body).catch((err) => {
+      this.handleApi(reply, info, ip, body).catch((err: unknown) => {
         if (!(err instanceof SwitchboardError)) logger.error('http handler failed', { url: info.url, err: String(err) });
         reply.error(err);
       });
@@ -328,19 +405,24 @@ export class Server {
     if ((info.hasBody || info.contentType !== '') && !isJsonContentType(info.contentType)) {
       return reply.json(415, { error: 'bad_frame', message: `request bodies must be Content-Type: application/json (got ${JSON.stringify(info.contentType)})` });
     }
-    return this.api(reply, info, principal, body);
+    return this.api(reply, info, principal, ip, body);
   }
 
-  private async api(reply: Reply, info: RequestInfo, principal: Principal, body: Promise<Buffer>): Promise<void> {
-    const parts = info.url.split('/').filter(Boolean); // ['v1', 'sessions', sid]
-    const route = `${info.method} /${parts.slice(0, 2).join('/')}${parts.length > 2 ? '/:id' : ''}${parts.length > 3 ? '/' + parts.slice(3).join('/') : ''}`;
+  private async api(reply: Reply, info: RequestInfo, principal: Principal, ip: string, body: Promise<Buffer>): Promise<void> {
+    const parts = info.url.split('/').filter(Boolean); // ['v1', 'sessions', sid, 'links', id]
+    // Path segments 2 and 4 are ids: 'DELETE /v1/sessions/:id/links/:id'.
+    const route = `${info.method} /${parts.map((p, i) => (i === 2 || i === 4 ? ':id' : p)).join('/')}`;
+    if (principal.link) {
+      throw new SwitchboardError('forbidden', 'a share link only attaches to its session, over the WebSocket (/v1/ws or the page); the HTTP API is not for links');
+    }
     switch (route) {
       case 'GET /v1/nodes': {
-        requireAdmin(principal);
+        checkAdmin(principal);
         const nodes = await this.deps.registry.list();
         return reply.json(200, { nodes: nodes.map(({ capacity: _c, ...n }) => ({ ...n, startedAt: new Date(n.startedAt).toISOString(), lastSeen: new Date(n.lastSeen).toISOString() })) });
       }
       case 'GET /v1/sessions': {
+        checkList(principal);
         const records = await this.deps.store.listSessions(principal.admin ? {} : { owner: principal.name });
         return reply.json(200, {
           sessions: records.map((r) => ({
@@ -350,30 +432,36 @@ export class Server {
         });
       }
       case 'POST /v1/sessions': {
-        const bytes = await body;
-        let fields: unknown;
-        try {
-          fields = bytes.length === 0 ? {} : JSON.parse(bytes.toString('utf8'));
-        } catch {
-          throw new SwitchboardError('bad_frame', 'request body must be a JSON object with the fields of `open`');
-        }
-        if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
-          throw new SwitchboardError('bad_frame', 'request body must be a JSON object with the fields of `open`');
-        }
-        const spec = parseOpenSpec(fields as Record<string, unknown>);
-        const placed = await this.deps.edge.place({ spec }, principal.name);
+        const fields = await jsonObject(body, 'request body must be a JSON object with the fields of `open`');
+        const spec = parseOpenSpec(fields);
+        const placed = await this.deps.edge.place({ spec }, principal, ip);
         return reply.json(201, placed);
       }
       case 'DELETE /v1/sessions/:id': {
-        const sid = parts[2]!;
-        if (!isSessionId(sid)) throw new SwitchboardError('not_found', `no session ${sid}`);
-        const record = await this.deps.store.getSession(sid);
-        if (!record || (!principal.admin && record.owner !== principal.name)) throw new SwitchboardError('not_found', `no session ${sid}`);
-        await this.deps.edge.killSession(sid, 'SIGHUP');
+        const sid = sessionIdOf(parts[2]!);
+        await this.deps.edge.killSession(sid, 'SIGHUP', principal, ip);
         return reply.json(200, { sid, killed: true });
       }
+      case 'POST /v1/sessions/:id/links':
+        return this.mintLink(reply, info, principal, ip, sessionIdOf(parts[2]!), await jsonObject(body, 'request body must be a JSON object {role, ttlSeconds}'));
+      case 'GET /v1/sessions/:id/links': {
+        const record = await this.sharedSession(principal, sessionIdOf(parts[2]!));
+        const now = Date.now();
+        return reply.json(200, { links: (await this.deps.store.listLinks(record.sid)).map((l) => linkJson(l, now)) });
+      }
+      case 'DELETE /v1/sessions/:id/links/:id': {
+        const record = await this.sharedSession(principal, sessionIdOf(parts[2]!));
+        const id = parts[4]!;
+        if (!isLinkId(id) || !(await this.deps.store.revokeLink(record.sid, id, Date.now()))) {
+          throw new SwitchboardError('not_found', `no link ${id} for session ${record.sid}`);
+        }
+        this.auditor.session('link_revoke', record.sid, record.epoch, principal, ip, { link: id });
+        // Sockets on this node close now; other nodes' within LINK_SWEEP_MS.
+        for (const ws of [...this.linkSockets]) if (ws.getUserData().principal.link?.id === id) this.endLinkSocket(ws, 'share link revoked');
+        return reply.json(200, { id, revoked: true });
+      }
       case 'POST /v1/nodes/:id/drain': {
-        requireAdmin(principal);
+        checkAdmin(principal);
         const id = decodeURIComponent(parts[2]!);
         const live = await this.deps.registry.list();
         if (!live.some((n) => n.id === id)) throw new SwitchboardError('not_found', `no live node ${id}`);
@@ -385,24 +473,108 @@ export class Server {
     }
   }
 
-  /** The terminal page. `/?token=…` is the web login: it sets the cookie and cleans the URL. */
+  /** The session, if `principal` may share it (its owner or an admin); else not_found / forbidden. */
+  private async sharedSession(principal: Principal, sid: SessionId): Promise<SessionRecord> {
+    const record = await this.deps.store.getSession(sid);
+    if (!record) throw new SwitchboardError('not_found', `no session ${sid}`);
+    checkShare(principal, record);
+    return record;
+  }
+
+  private async mintLink(reply: Reply, info: RequestInfo, principal: Principal, ip: string, sid: SessionId, fields: Record<string, unknown>): Promise<void> {
+    const record = await this.sharedSession(principal, sid);
+    const maxTtl = this.options.linkMaxTtlSeconds ?? DEFAULTS.linkMaxTtlSeconds;
+    const role = fields.role ?? 'viewer';
+    if (role !== 'viewer' && role !== 'writer') throw new SwitchboardError('bad_frame', 'role must be "viewer" or "writer"');
+    const ttl = fields.ttlSeconds ?? Math.min(DEFAULT_LINK_TTL_S, maxTtl);
+    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > maxTtl) {
+      throw new SwitchboardError('bad_frame', `ttlSeconds must be a whole number of seconds, 1-${maxTtl} (SWITCHBOARD_LINK_MAX_TTL_SECONDS)`);
+    }
+    const now = Date.now();
+    const standing = (await this.deps.store.listLinks(sid)).filter((l) => l.revokedAt === null && l.expiresAt > now);
+    if (standing.length >= MAX_LINKS_PER_SESSION) {
+      throw new SwitchboardError('conflict', `session ${sid} has ${standing.length} links standing, the most one session may have; revoke some first`);
+    }
+    // Whole seconds: the token's exp is in seconds, and expiresAt must say the same.
+    const scope: LinkScope = { id: newLinkId(), sid, role: role as Role, by: principal.name, expiresAt: (Math.floor(now / 1000) + ttl) * 1000 };
+    await this.deps.store.createLink({ id: scope.id, sid, role: scope.role, createdBy: principal.name, createdAt: now, expiresAt: scope.expiresAt, revokedAt: null });
+    const token = await this.auth.links.mint(scope);
+    this.auditor.session('link_mint', sid, record.epoch, principal, ip, { link: scope.id, role: scope.role, expiresAt: new Date(scope.expiresAt).toISOString() });
+    const base = this.options.publicUrl ?? `http://${info.host}`;
+    return reply.json(201, { id: scope.id, url: `${base}/?link=${token}`, token, role: scope.role, expiresAt: new Date(scope.expiresAt).toISOString() });
+  }
+
+  /**
+   * Closes sockets whose share link was revoked (on any node: one Store query for all
+   * of this node's link sockets) or expired. Runs every LINK_SWEEP_MS while listening.
+   */
+  async sweepLinkSockets(): Promise<void> {
+    if (this.sweeping || this.linkSockets.size === 0) return;
+    this.sweeping = true;
+    try {
+      const now = Date.now();
+      const byLink = new Map<string, Array<WebSocket<SocketData>>>();
+      for (const ws of this.linkSockets) {
+        const link = ws.getUserData().principal.link!;
+        if (link.expiresAt <= now) {
+          this.endLinkSocket(ws, 'share link expired');
+          continue;
+        }
+        const list = byLink.get(link.id) ?? [];
+        list.push(ws);
+        byLink.set(link.id, list);
+      }
+      if (byLink.size === 0) return;
+      const inactive = await this.deps.store.inactiveLinks([...byLink.keys()]);
+      for (const id of inactive) for (const ws of byLink.get(id) ?? []) if (this.linkSockets.has(ws)) this.endLinkSocket(ws, 'share link revoked');
+    } catch (err) {
+      this.deps.logger.warn('cannot check share links for revocation; retrying', { err: String(err) });
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private endLinkSocket(ws: WebSocket<SocketData>, reason: string): void {
+    this.linkSockets.delete(ws);
+    try {
+      ws.end(CLOSE.policy.code, reason);
+    } catch {
+      // already closed
+    }
+  }
+
+  /**
+   * The terminal page. `/?token=…` is the web login: it sets the cookie and cleans the
+   * URL. `/?link=…` opens a share link: the same, then on to its session with its role
+   * (`/?sid=…&role=…`). Either takes any credential (admin token, JWT, link).
+   */
   private async page(reply: Reply, info: RequestInfo, ip: string, acceptEncoding: string, ifNoneMatch: string): Promise<void> {
     const params = new URLSearchParams(info.query);
-    const token = params.get('token');
+    const token = params.get('token') ?? params.get('link');
     if (token === null) return this.asset(reply, 'index.html', acceptEncoding, ifNoneMatch);
     params.delete('token');
-    const rest = params.toString();
-    const location = '/' + (rest ? `?${rest}` : '');
-    if (!this.options.authRequired) return reply.send(302, '', 'text/plain', { Location: location });
+    params.delete('link');
+    if (!this.options.authRequired) {
+      // Everyone is the admin: no cookie, but a link still leads to its session.
+      const scope = await this.auth.links.verify(token).catch(() => undefined);
+      if (scope) {
+        params.set('sid', scope.sid);
+        params.set('role', scope.role);
+      }
+      return reply.send(302, '', 'text/plain', { Location: pageLocation(params) });
+    }
     const principal = await this.authorize(token, ip, 'page', info.url);
     if ('status' in principal) {
-      const text = principal.status === 401 ? 'wrong token: open the URL the server printed at start\n' : `${principal.message}\n`;
+      const text = principal.status === 401 ? `${principal.message.split(':')[0]}: open the URL the server printed at start, or ask for a new link\n` : `${principal.message}\n`;
       return reply.send(principal.status, text, 'text/plain', principal.headers);
     }
-    reply.send(302, '', 'text/plain', {
-      Location: location,
-      'Set-Cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`,
-    });
+    let cookie = `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`;
+    if (principal.link) {
+      params.set('sid', principal.link.sid);
+      params.set('role', principal.link.role);
+      cookie += `; Max-Age=${Math.max(0, Math.floor((principal.link.expiresAt - Date.now()) / 1000))}`;
+    }
+    reply.send(302, '', 'text/plain', { Location: pageLocation(params), 'Set-Cookie': cookie });
   }
 
   private asset(reply: Reply, name: AssetName, acceptEncoding: string, ifNoneMatch: string): void {
@@ -427,6 +599,8 @@ export class Server {
         }
         this.listenSocket = socket;
         this.port = uWS.us_socket_local_port(socket);
+        this.linkSweepTimer ??= setInterval(() => void this.sweepLinkSockets(), LINK_SWEEP_MS);
+        this.linkSweepTimer.unref();
         if (!this.metricsApp) {
           resolve(this.port);
           return;
@@ -453,6 +627,8 @@ export class Server {
   }
 
   closeAll(): void {
+    // Nothing more will be audited: write what waits while the store is still open.
+    void this.auditor.flush();
     for (const ws of [...this.sockets]) {
       try {
         ws.end(CLOSE.goingAway.code, 'server shutting down');
@@ -464,6 +640,9 @@ export class Server {
 
   close(): void {
     this.stopListening();
+    clearInterval(this.linkSweepTimer);
+    this.linkSweepTimer = undefined;
+    this.auditor.close();
     if (this.metricsListenSocket) uWS.us_listen_socket_close(this.metricsListenSocket);
     this.metricsListenSocket = undefined;
   }
@@ -472,8 +651,37 @@ export class Server {
 const API_CREDENTIALS = 'send Authorization: Bearer <token> (the HTTP API does not take the sb_token cookie)';
 const UPGRADE_CREDENTIALS = 'send Authorization: Bearer <token>, a bearer.<token> subprotocol or the sb_token cookie';
 
-function requireAdmin(p: Principal): void {
-  if (!p.admin) throw new SwitchboardError('forbidden', 'this route is for administrators');
+function pageLocation(params: URLSearchParams): string {
+  const rest = params.toString();
+  return '/' + (rest ? `?${rest}` : '');
+}
+
+/** A sid from the path: one that cannot be a session id is simply not found. */
+function sessionIdOf(segment: string): SessionId {
+  if (!isSessionId(segment)) throw new SwitchboardError('not_found', `no session ${segment}`);
+  return segment;
+}
+
+/** A JSON object body; an empty body is an empty object. */
+async function jsonObject(body: Promise<Buffer>, what: string): Promise<Record<string, unknown>> {
+  const bytes = await body;
+  let fields: unknown;
+  try {
+    fields = bytes.length === 0 ? {} : JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new SwitchboardError('bad_frame', what);
+  }
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) throw new SwitchboardError('bad_frame', what);
+  return fields as Record<string, unknown>;
+}
+
+function linkJson(l: ShareLink, now: number): Record<string, unknown> {
+  return {
+    id: l.id, role: l.role, createdBy: l.createdBy,
+    createdAt: new Date(l.createdAt).toISOString(), expiresAt: new Date(l.expiresAt).toISOString(),
+    revokedAt: l.revokedAt === null ? null : new Date(l.revokedAt).toISOString(),
+    active: l.revokedAt === null && l.expiresAt > now,
+  };
 }
 
 /**

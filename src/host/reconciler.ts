@@ -24,7 +24,8 @@ import type { Logger } from '../util/log.js';
 import type { Host } from './host.js';
 
 const MAX_PER_PASS = 2_000;
-const TAKEOVER_CONCURRENCY = 64;
+/** Sessions taken over per batch (one PostgreSQL write each for heads, moves, events). */
+const TAKEOVER_BATCH = 1_000;
 /** Nodes gone this long are forgotten (their grace is long over). */
 const FORGET_NODE_MS = 3_600_000;
 
@@ -100,19 +101,15 @@ export class Reconciler {
       // A terminal our keeper still holds is adopted (or ended) by adoptKept, never
       // restarted or marked lost here: its shell is running.
       const orphans = running.filter((r) => !host.hosted(r.sid) && !kept.has(r.sid) && !this.inGrace(r.kind, r.node, now)).slice(0, MAX_PER_PASS);
-      // Takeovers run TAKEOVER_CONCURRENCY at a time: one at a time, each a few round
-      // trips, made clients of a dead node with hundreds of sessions wait seconds.
-      const queue = [...orphans];
-      const worker = async (): Promise<void> => {
-        for (let record = queue.shift(); record; record = queue.shift()) {
-          const holder = await leases.current(record.sid);
-          // The store lags: a live node owns it already (e.g. it was taken over just now).
-          if (holder && holder.node !== this.self && alive.has(holder.node)) continue;
-          if (host.hosted(record.sid)) continue;
-          if (await host.takeover(record, holder)) taken++;
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(TAKEOVER_CONCURRENCY, queue.length) }, worker));
+      const holders = await leases.currentMany(orphans.map((r) => r.sid));
+      // The store lags: skip what a live node owns already (e.g. taken over just now).
+      const free = orphans.flatMap((record, i) => {
+        const from = holders[i] ?? null;
+        return from && from.node !== this.self && alive.has(from.node) ? [] : [{ record, from }];
+      });
+      const startedAt = Date.now();
+      for (let i = 0; i < free.length; i += TAKEOVER_BATCH) taken += await host.takeoverMany(free.slice(i, i + TAKEOVER_BATCH));
+      if (free.length > 0) this.deps.logger.info('reconcile pass', { orphans: free.length, taken, ms: Date.now() - startedAt });
       this.adoptedOwn = true;
     } catch (err) {
       this.deps.logger.warn('reconcile pass failed', { err: String(err) });

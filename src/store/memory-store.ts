@@ -1,20 +1,25 @@
 import { SwitchboardError } from '../errors/errors.js';
 import { sliceChunks } from '../log/slice.js';
 import type { LogChunk } from '../log/log.js';
-import type { Epoch, Offset, SessionId } from '../util/ids.js';
-import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, Store } from './store.js';
+import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
+import type { AuditEvent, AuditFilter, SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, ShareLink, Store } from './store.js';
+
+const DEFAULT_AUDIT_LIST = 1000;
 
 /**
  * In-process store. Bounded: ended sessions beyond `maxEnded` are forgotten oldest
- * first, and the archive keeps at most `archiveBytes` per session, so a long-running
- * embedded node does not grow without end.
+ * first (with their events and links), the archive keeps at most `archiveBytes` per
+ * session and the audit log its newest `auditEvents`, so a long-running embedded node
+ * does not grow without end. (Links per session are bounded by their minter.)
  */
 export class MemoryStore implements Store {
   private readonly sessions = new Map<SessionId, SessionRecord>();
   private readonly events = new Map<SessionId, SessionEvent[]>();
   private readonly archives = new Map<SessionId, { chunks: LogChunk[]; start: Offset; head: Offset; bytes: number }>();
+  private readonly links = new Map<string, ShareLink>();
+  private audit: AuditEvent[] = [];
 
-  constructor(private readonly limits = { maxEnded: 10_000, archiveBytes: 4 * 1024 * 1024, eventsPerSession: 1000 }) {}
+  constructor(private readonly limits = { maxEnded: 10_000, archiveBytes: 4 * 1024 * 1024, eventsPerSession: 1000, auditEvents: 10_000 }) {}
 
   async createSession(record: SessionRecord): Promise<void> {
     if (this.sessions.has(record.sid)) throw new SwitchboardError('conflict', `session ${record.sid} exists already`);
@@ -67,8 +72,50 @@ export class MemoryStore implements Store {
     if (list.length > this.limits.eventsPerSession) list.shift();
   }
 
+  async appendEvents(events: readonly SessionEvent[]): Promise<void> {
+    for (const e of events) await this.appendEvent(e);
+  }
+
   async listEvents(sid: SessionId): Promise<SessionEvent[]> {
     return [...(this.events.get(sid) ?? [])];
+  }
+
+  async appendAudit(events: readonly AuditEvent[]): Promise<void> {
+    for (const e of events) this.audit.push({ ...e, detail: { ...e.detail } });
+    if (this.audit.length > this.limits.auditEvents) this.audit = this.audit.slice(-this.limits.auditEvents);
+  }
+
+  async listAudit(filter: AuditFilter = {}): Promise<AuditEvent[]> {
+    const matching = filter.type === undefined ? this.audit : this.audit.filter((e) => e.type === filter.type);
+    return matching.slice(-(filter.limit ?? DEFAULT_AUDIT_LIST)).map((e) => ({ ...e }));
+  }
+
+  async createLink(link: ShareLink): Promise<void> {
+    if (this.links.has(link.id)) throw new SwitchboardError('conflict', `link ${link.id} exists already`);
+    this.links.set(link.id, { ...link });
+  }
+
+  async getLink(id: string): Promise<ShareLink | null> {
+    const l = this.links.get(id);
+    return l ? { ...l } : null;
+  }
+
+  async listLinks(sid: SessionId): Promise<ShareLink[]> {
+    return [...this.links.values()].filter((l) => l.sid === sid).sort((a, b) => a.createdAt - b.createdAt).map((l) => ({ ...l }));
+  }
+
+  async revokeLink(sid: SessionId, id: string, at: number): Promise<boolean> {
+    const l = this.links.get(id);
+    if (!l || l.sid !== sid) return false;
+    l.revokedAt ??= at;
+    return true;
+  }
+
+  async inactiveLinks(ids: readonly string[]): Promise<string[]> {
+    return ids.filter((id) => {
+      const l = this.links.get(id);
+      return !l || l.revokedAt !== null;
+    });
   }
 
   async archive(sid: SessionId, _epoch: Epoch, off: Offset, data: Uint8Array): Promise<void> {
@@ -97,6 +144,16 @@ export class MemoryStore implements Store {
     return this.archives.get(sid)?.head ?? 0;
   }
 
+  async archivedHeads(sids: readonly SessionId[]): Promise<Map<SessionId, Offset>> {
+    return new Map(sids.map((sid) => [sid, this.archives.get(sid)?.head ?? 0]));
+  }
+
+  async moveSessions(moves: ReadonlyArray<{ sid: SessionId; epoch: Epoch }>, node: NodeId): Promise<Set<SessionId>> {
+    const moved = new Set<SessionId>();
+    for (const m of moves) if (await this.updateSession(m.sid, m.epoch, { node, status: 'running' })) moved.add(m.sid);
+    return moved;
+  }
+
   isHealthy(): boolean {
     return true;
   }
@@ -105,11 +162,14 @@ export class MemoryStore implements Store {
     const ended = [...this.sessions.values()].filter((r) => r.status === 'exited' || r.status === 'lost');
     if (ended.length <= this.limits.maxEnded) return;
     ended.sort((a, b) => a.lastActivity - b.lastActivity);
+    const forgotten = new Set<SessionId>();
     for (const r of ended.slice(0, ended.length - this.limits.maxEnded)) {
       this.sessions.delete(r.sid);
       this.events.delete(r.sid);
       this.archives.delete(r.sid);
+      forgotten.add(r.sid);
     }
+    if (this.links.size > 0) for (const [id, l] of this.links) if (forgotten.has(l.sid)) this.links.delete(id);
   }
 
   async close(): Promise<void> {}

@@ -2,8 +2,8 @@ import type { Pool, QueryResult, QueryResultRow } from 'pg';
 import { SwitchboardError } from '../errors/errors.js';
 import { sliceChunks } from '../log/slice.js';
 import type { LogChunk } from '../log/log.js';
-import type { Epoch, Offset, SessionId } from '../util/ids.js';
-import type { SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, Store } from './store.js';
+import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
+import type { AuditEvent, AuditFilter, SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, ShareLink, Store } from './store.js';
 
 /** One archive write: `data` at byte offset `off` of `sid`'s output, by the holder of `epoch`. */
 export interface ArchiveRow {
@@ -32,6 +32,26 @@ const MAX_ARCHIVE_ROW_BYTES = 1024 * 1024;
 /** PostgreSQL allows 65535 bind parameters per statement; 4 per archive row. */
 const MAX_ARCHIVE_ROWS_PER_STATEMENT = 1000;
 const UNIQUE_VIOLATION = '23505';
+/** Rows per multi-row insert of events: 5-6 bind parameters each, far below 65535. */
+const MAX_EVENT_ROWS_PER_STATEMENT = 1000;
+const DEFAULT_AUDIT_LIST = 1000;
+
+interface LinkRow {
+  id: string;
+  sid: string;
+  role: ShareLink['role'];
+  created_by: string;
+  created_at: Date;
+  expires_at: Date;
+  revoked_at: Date | null;
+}
+
+function toLink(r: LinkRow): ShareLink {
+  return {
+    id: r.id, sid: r.sid, role: r.role, createdBy: r.created_by, createdAt: r.created_at.getTime(),
+    expiresAt: r.expires_at.getTime(), revokedAt: r.revoked_at ? r.revoked_at.getTime() : null,
+  };
+}
 
 const PATCH_COLUMNS = {
   node: 'node',
@@ -223,6 +243,80 @@ export class PostgresStore implements Store, ArchiveSink {
       [e.sid, e.epoch, e.type, JSON.stringify(e.detail), new Date(e.at)]);
   }
 
+  async appendEvents(events: readonly SessionEvent[]): Promise<void> {
+    for (let at = 0; at < events.length; at += MAX_EVENT_ROWS_PER_STATEMENT) {
+      const values: unknown[] = [];
+      const tuples = events.slice(at, at + MAX_EVENT_ROWS_PER_STATEMENT).map((e) => {
+        values.push(e.sid, e.epoch, e.type, JSON.stringify(e.detail), new Date(e.at));
+        const n = values.length;
+        return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+      });
+      await this.query(`INSERT INTO session_events (sid, epoch, type, detail, at) VALUES ${tuples.join(', ')}`, values);
+    }
+  }
+
+  async appendAudit(events: readonly AuditEvent[]): Promise<void> {
+    for (let at = 0; at < events.length; at += MAX_EVENT_ROWS_PER_STATEMENT) {
+      const values: unknown[] = [];
+      const tuples = events.slice(at, at + MAX_EVENT_ROWS_PER_STATEMENT).map((e) => {
+        values.push(e.type, e.principal, e.addr, JSON.stringify(e.detail), new Date(e.at));
+        const n = values.length;
+        return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+      });
+      await this.query(`INSERT INTO audit_events (type, principal, addr, detail, at) VALUES ${tuples.join(', ')}`, values);
+    }
+  }
+
+  async listAudit(filter: AuditFilter = {}): Promise<AuditEvent[]> {
+    const values: unknown[] = [filter.limit ?? DEFAULT_AUDIT_LIST];
+    let where = '';
+    if (filter.type !== undefined) {
+      values.push(filter.type);
+      where = 'WHERE type = $2';
+    }
+    const { rows } = await this.query<{ type: string; principal: string | null; addr: string; detail: Record<string, unknown>; at: Date }>(
+      `SELECT type, principal, addr, detail, at FROM (
+         SELECT id, type, principal, addr, detail, at FROM audit_events ${where} ORDER BY id DESC LIMIT $1
+       ) newest ORDER BY id`, values);
+    return rows.map((r) => ({ type: r.type, principal: r.principal, addr: r.addr, detail: r.detail, at: r.at.getTime() }));
+  }
+
+  async createLink(l: ShareLink): Promise<void> {
+    try {
+      await this.query(
+        `INSERT INTO share_links (id, sid, role, created_by, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [l.id, l.sid, l.role, l.createdBy, new Date(l.createdAt), new Date(l.expiresAt), l.revokedAt === null ? null : new Date(l.revokedAt)],
+      );
+    } catch (err) {
+      if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) throw new SwitchboardError('conflict', `link ${l.id} exists already`, { cause: err });
+      throw err;
+    }
+  }
+
+  async getLink(id: string): Promise<ShareLink | null> {
+    const { rows } = await this.query<LinkRow>('SELECT id, sid, role, created_by, created_at, expires_at, revoked_at FROM share_links WHERE id = $1', [id]);
+    return rows[0] ? toLink(rows[0]) : null;
+  }
+
+  async listLinks(sid: SessionId): Promise<ShareLink[]> {
+    const { rows } = await this.query<LinkRow>(
+      'SELECT id, sid, role, created_by, created_at, expires_at, revoked_at FROM share_links WHERE sid = $1 ORDER BY created_at, id', [sid]);
+    return rows.map(toLink);
+  }
+
+  async revokeLink(sid: SessionId, id: string, at: number): Promise<boolean> {
+    const result = await this.query('UPDATE share_links SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND sid = $2', [id, sid, new Date(at)]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async inactiveLinks(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.query<{ id: string }>(
+      'SELECT id FROM share_links WHERE id = ANY($1::text[]) AND revoked_at IS NULL', [ids]);
+    const active = new Set(rows.map((r) => r.id));
+    return ids.filter((id) => !active.has(id));
+  }
+
   async listEvents(sid: SessionId): Promise<SessionEvent[]> {
     const { rows } = await this.query<{ sid: string; epoch: string; type: string; detail: Record<string, unknown>; at: Date }>(
       'SELECT sid, epoch, type, detail, at FROM session_events WHERE sid = $1 ORDER BY id', [sid]);
@@ -271,6 +365,26 @@ export class PostgresStore implements Store, ArchiveSink {
    * to drop) ends the run: the next read from there starts after the hole, so the first
    * chunk's `off` > `from` tells the caller bytes are missing.
    */
+  async archivedHeads(sids: readonly SessionId[]): Promise<Map<SessionId, Offset>> {
+    if (sids.length === 0) return new Map();
+    // One index probe per session (the last row by offset), in one statement.
+    const { rows } = await this.query<{ sid: string; end: string | null }>(
+      `SELECT v.sid, (SELECT o.off + octet_length(o.data) FROM session_output o WHERE o.sid = v.sid ORDER BY o.off DESC LIMIT 1) AS end
+       FROM unnest($1::text[]) AS v(sid)`, [sids]);
+    return new Map(rows.map((r) => [r.sid, r.end === null ? 0 : Number(r.end)]));
+  }
+
+  async moveSessions(moves: ReadonlyArray<{ sid: SessionId; epoch: Epoch }>, node: NodeId): Promise<Set<SessionId>> {
+    if (moves.length === 0) return new Set();
+    const { rows } = await this.query<{ sid: string }>(
+      `UPDATE sessions s SET epoch = v.epoch, node = $3, status = 'running'
+       FROM unnest($1::text[], $2::bigint[]) AS v(sid, epoch)
+       WHERE s.sid = v.sid AND s.epoch <= v.epoch
+       RETURNING s.sid`,
+      [moves.map((m) => m.sid), moves.map((m) => m.epoch), node]);
+    return new Set(rows.map((r) => r.sid));
+  }
+
   async archivedHead(sid: SessionId): Promise<Offset> {
     // The last row by offset (an index scan backwards on (sid, off)).
     const { rows } = await this.query<{ end: string }>(

@@ -9,12 +9,18 @@
  * - `listSessions` filters by any given field, newest first.
  * - `archive(sid, epoch, off, data)` keeps output beyond the Redis replay window
  *   (write-behind: callers batch); `readArchive` returns chunks covering [from, …).
+ * - Share links: `createLink` fails with `conflict` if the id exists; `revokeLink(sid,
+ *   id, at)` returns false when no link `id` belongs to `sid`, keeps the first revocation
+ *   time when revoked twice; `inactiveLinks(ids)` names those of `ids` that are revoked
+ *   or unknown (every node asks the same store, so a revocation holds everywhere).
+ * - `appendAudit` keeps events that belong to no session (logins), in order;
+ *   `listAudit` returns the newest `limit` of them, oldest first.
  *
  * Session status machine: starting → running → exited | lost; running → running with a
  * new node and epoch on failover.
  */
 import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
-import type { LossPolicy, ResizePolicy, SessionKind } from '../protocol/frames.js';
+import type { LossPolicy, ResizePolicy, Role, SessionKind } from '../protocol/frames.js';
 import type { LogChunk } from '../log/log.js';
 
 export type SessionStatus = 'starting' | 'running' | 'exited' | 'lost';
@@ -74,6 +80,34 @@ export interface SessionEvent {
   at: number;
 }
 
+export interface ShareLink {
+  id: string;
+  sid: SessionId;
+  role: Role;
+  /** The principal that minted it. */
+  createdBy: string;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+/** An audit event that belongs to no session: a login, or a refused one. */
+export interface AuditEvent {
+  type: string;
+  /** The principal's name; null when the credential did not name one (a failed login). */
+  principal: string | null;
+  /** The client address. */
+  addr: string;
+  detail: Record<string, unknown>;
+  at: number;
+}
+
+export interface AuditFilter {
+  type?: string;
+  /** Newest events kept in the answer (default 1000). */
+  limit?: number;
+}
+
 export interface Store {
   createSession(record: SessionRecord): Promise<void>;
   getSession(sid: SessionId): Promise<SessionRecord | null>;
@@ -85,11 +119,28 @@ export interface Store {
    */
   touchSessions(touches: readonly SessionTouch[]): Promise<void>;
   appendEvent(event: SessionEvent): Promise<void>;
+  /** Many events in one write (the audit writer batches). */
+  appendEvents(events: readonly SessionEvent[]): Promise<void>;
   listEvents(sid: SessionId): Promise<SessionEvent[]>;
+  appendAudit(events: readonly AuditEvent[]): Promise<void>;
+  listAudit(filter?: AuditFilter): Promise<AuditEvent[]>;
+  createLink(link: ShareLink): Promise<void>;
+  getLink(id: string): Promise<ShareLink | null>;
+  /** The session's links, oldest first, revoked ones included. */
+  listLinks(sid: SessionId): Promise<ShareLink[]>;
+  revokeLink(sid: SessionId, id: string, at: number): Promise<boolean>;
+  inactiveLinks(ids: readonly string[]): Promise<string[]>;
   archive(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void>;
   readArchive(sid: SessionId, from: Offset, maxBytes: number): Promise<LogChunk[]>;
   /** The end of the archived output (0 when none): a floor for the head after Redis lost a log. */
   archivedHead(sid: SessionId): Promise<Offset>;
+  /** archivedHead of many sessions in one round trip (a takeover of a dead node's sessions). */
+  archivedHeads(sids: readonly SessionId[]): Promise<Map<SessionId, Offset>>;
+  /**
+   * Moves many sessions to `node`, running, at their new epochs, in one write; each row
+   * is conditional on its epoch like `updateSession`. Returns the sids that moved.
+   */
+  moveSessions(moves: ReadonlyArray<{ sid: SessionId; epoch: Epoch }>, node: NodeId): Promise<Set<SessionId>>;
   isHealthy(): boolean;
   close(): Promise<void>;
 }

@@ -133,9 +133,13 @@ function dial(handlers: TransportHandlers): Transport {
 
 // ─── the session ──────────────────────────────────────────────────────────────
 
+/** `?role=viewer` (a viewer share link's page): attach as viewer, send no input. */
+const role = params.get('role') === 'viewer' ? 'viewer' : 'writer';
+
 const link = new SessionLink({
   dial,
   sid: params.get('sid') ?? undefined,
+  role,
   open: () => ({ kind: 'pty', cols: term.cols, rows: term.rows }),
   size: () => ({ cols: term.cols, rows: term.rows }),
   events: {
@@ -202,10 +206,16 @@ const link = new SessionLink({
   },
 });
 
-term.onResize(({ cols, rows }) => link.resize(cols, rows));
-term.onData((text) => link.input(encoder.encode(text)));
+term.onResize(({ cols, rows }) => {
+  if (role === 'writer') link.resize(cols, rows);
+});
+term.onData((text) => {
+  if (role === 'writer') link.input(encoder.encode(text));
+});
 // Some mouse reports are not UTF-8: one byte per character.
-term.onBinary((text) => link.input(Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff)));
+term.onBinary((text) => {
+  if (role === 'writer') link.input(Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff));
+});
 
 // ─── status line ──────────────────────────────────────────────────────────────
 

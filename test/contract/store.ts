@@ -235,6 +235,35 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     t.pass('an empty touch is fine');
   });
 
+  t.test('batched takeover writes: moveSessions, archivedHeads, appendEvents', async (t) => {
+    const store = await setup(t);
+    const a = sessionRecord({ epoch: 2, status: 'running' });
+    const b = sessionRecord({ epoch: 7, status: 'running' });
+    await store.createSession(a);
+    await store.createSession(b);
+    const moved = await store.moveSessions([{ sid: a.sid, epoch: 3 }, { sid: b.sid, epoch: 6 }, { sid: newSessionId(), epoch: 1 }], 'n9');
+    t.strictSame([...moved], [a.sid], 'only the session whose epoch is not newer moved');
+    const gotA = (await store.getSession(a.sid))!;
+    t.same([gotA.node, gotA.epoch, gotA.status], ['n9', 3, 'running']);
+    t.equal((await store.getSession(b.sid))!.node, b.node, 'a stale epoch changes nothing');
+    t.strictSame([...(await store.moveSessions([], 'n9'))], []);
+
+    await archiveAll(store, a.sid, 3, 0, [Buffer.from('hello '), Buffer.from('world')]);
+    const heads = await store.archivedHeads([a.sid, b.sid]);
+    t.equal(heads.get(a.sid), 11, 'the end of the archived output');
+    t.equal(heads.get(b.sid), 0, 'nothing archived: 0');
+    t.equal((await store.archivedHeads([])).size, 0);
+
+    const events = [
+      { sid: a.sid, epoch: 3, type: 'takeover', detail: { from: 'n1' }, at: T0 },
+      { sid: b.sid, epoch: 7, type: 'takeover', detail: { from: 'n2', head: 5 }, at: T0 + 1 },
+    ];
+    await store.appendEvents(events);
+    await store.appendEvents([]);
+    t.strictSame(await store.listEvents(a.sid), [events[0]]);
+    t.strictSame(await store.listEvents(b.sid), [events[1]]);
+  });
+
   t.test('archive and readArchive: exact bytes from any offset', async (t) => {
     const store = await setup(t);
     const rec = sessionRecord({ epoch: 3 });
@@ -292,5 +321,55 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     t.ok(contiguous(t, await store.readArchive(rec.sid, 0, ALL), 0, 'after duplicates').equals(all), 'the first copy stays');
     await store.archive(rec.sid, 2, all.length, Buffer.from('!'));
     t.ok(contiguous(t, await store.readArchive(rec.sid, 0, ALL), 0, 'appended').equals(Buffer.concat([all, Buffer.from('!')])), 'and writing goes on at the head');
+  });
+  t.test('appendEvents: many events in one write, in order', async (t) => {
+    const store = await setup(t);
+    const sid = newSessionId();
+    await store.appendEvents([
+      { sid, epoch: 1, type: 'open', detail: { principal: 'alice', addr: '10.0.0.1' }, at: T0 },
+      { sid, epoch: 1, type: 'attach', detail: { principal: 'bob' }, at: T0 + 1 },
+    ]);
+    await store.appendEvents([]);
+    t.strictSame((await store.listEvents(sid)).map((e) => [e.type, e.detail.principal, e.at]), [['open', 'alice', T0], ['attach', 'bob', T0 + 1]]);
+  });
+
+  t.test('audit events: kept in order, filtered by type, newest limit', async (t) => {
+    const store = await setup(t);
+    const type = unique('login');
+    await store.appendAudit([
+      { type, principal: 'alice', addr: '10.0.0.1', detail: { via: 'upgrade' }, at: T0 },
+      { type, principal: null, addr: '10.0.0.2', detail: { reason: 'JWT expired' }, at: T0 + 1 },
+      { type, principal: 'carol', addr: '10.0.0.3', detail: {}, at: T0 + 2 },
+    ]);
+    const all = await store.listAudit({ type });
+    t.strictSame(all.map((e) => [e.principal, e.addr, e.at]), [['alice', '10.0.0.1', T0], [null, '10.0.0.2', T0 + 1], ['carol', '10.0.0.3', T0 + 2]]);
+    t.equal(all[1]!.detail.reason, 'JWT expired');
+    t.strictSame((await store.listAudit({ type, limit: 2 })).map((e) => e.principal), [null, 'carol'], 'the newest two, oldest first');
+  });
+
+  t.test('share links: create, get, list per session, revoke, inactive', async (t) => {
+    const store = await setup(t);
+    const sid = newSessionId();
+    const other = newSessionId();
+    const link = (id: string, s: SessionId, at: number) => ({ id, sid: s, role: 'viewer' as const, createdBy: 'alice', createdAt: at, expiresAt: at + 3_600_000, revokedAt: null });
+    const a = unique('linkaaaaaaaaaaaa');
+    const b = unique('linkbbbbbbbbbbbb');
+    const c = unique('linkcccccccccccc');
+    await store.createLink(link(a, sid, T0));
+    await store.createLink({ ...link(b, sid, T0 + 1), role: 'writer' });
+    await store.createLink(link(c, other, T0));
+    await rejectsConflict(t, store.createLink(link(a, sid, T0 + 5)), 'an existing id is a conflict');
+    t.strictSame(await store.getLink(a), link(a, sid, T0), 'round-trips exactly');
+    t.equal(await store.getLink(unique('nolink')), null);
+    t.strictSame((await store.listLinks(sid)).map((l) => [l.id, l.role]), [[a, 'viewer'], [b, 'writer']], 'only this session\'s, oldest first');
+    t.strictSame(await store.inactiveLinks([a, b, c]), [], 'none revoked yet');
+    t.equal(await store.revokeLink(other, a, T0 + 10), false, 'not through another session');
+    t.equal(await store.revokeLink(sid, unique('nolink'), T0 + 10), false, 'unknown id');
+    t.equal(await store.revokeLink(sid, a, T0 + 10), true);
+    t.equal(await store.revokeLink(sid, a, T0 + 20), true, 'revoking twice is fine');
+    t.equal((await store.getLink(a))!.revokedAt, T0 + 10, 'and keeps the first time');
+    const unknown = unique('nolink');
+    t.strictSame(await store.inactiveLinks([a, b, unknown, c]), [a, unknown], 'revoked and unknown ids are inactive');
+    t.strictSame(await store.inactiveLinks([]), []);
   });
 }

@@ -1,0 +1,31 @@
+/**
+ * What the edge asks beyond the pure checks of principal.ts: the per-principal limits
+ * and the audit trail. The server hands the edge one (Edge.useAccess); without it the
+ * edge limits nobody and records nothing (unit tests, tools that drive an Edge alone).
+ */
+import type { Epoch, SessionId } from '../util/ids.js';
+import type { Auditor, SessionAuditType } from './audit.js';
+import type { Principal } from './principal.js';
+import type { PrincipalLimits } from './principal-limits.js';
+
+export interface SessionAccess {
+  /** Rejects `rate_limited` when the principal may not open a session now. */
+  admitOpen(p: Principal): Promise<void>;
+  /** undefined: admitted now; else a promise that resolves when admitted or rejects `rate_limited`. */
+  admitInput(p: Principal, bytes: number): Promise<void> | undefined;
+  audit(type: SessionAuditType, sid: SessionId, epoch: Epoch, p: Principal, addr: string, detail?: Record<string, unknown>): void;
+}
+
+export const UNCHECKED_ACCESS: SessionAccess = Object.freeze({
+  admitOpen: async () => {},
+  admitInput: () => undefined,
+  audit: () => {},
+});
+
+export function sessionAccess(limits: PrincipalLimits, auditor: Auditor): SessionAccess {
+  return {
+    admitOpen: (p) => limits.admitOpen(p),
+    admitInput: (p, bytes) => limits.admitInput(p, bytes),
+    audit: (type, sid, epoch, p, addr, detail) => auditor.session(type, sid, epoch, p, addr, detail),
+  };
+}

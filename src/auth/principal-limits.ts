@@ -1,0 +1,110 @@
+/**
+ * Limits per principal, held cluster-wide through the Limiter seam (Redis, with the
+ * local fallback) and the Store. Administrators are exempt (docs/security.md): the
+ * admin token is the operator's and the bench's, and whoever holds it can change the
+ * limits anyway.
+ *
+ * - sessions: running sessions the principal owns, counted in the Store at each open
+ *   (opens racing on several nodes can overshoot by the number racing);
+ * - opens: a token bucket of `openRate` a minute;
+ * - input: a token bucket of `inputRate` bytes a second. Keystrokes are the hot path,
+ *   so a node does not ask Redis per `in`: it takes a chunk of the bucket (1/16 of the
+ *   rate, at most 64 KiB) and spends it locally, asking again when it runs out. A node
+ *   can so overspend by at most one chunk per principal, and unspent chunks lapse after
+ *   a second; N nodes never allow N times the rate.
+ */
+import { SwitchboardError } from '../errors/errors.js';
+import type { Limiter, LimitRule } from '../limit/limiter.js';
+import type { Store } from '../store/store.js';
+import { isLimited, type Principal } from './principal.js';
+
+export interface PrincipalLimitSettings {
+  maxSessions: number;
+  /** Opens per minute. */
+  openRate: number;
+  /** Input bytes per second. */
+  inputRate: number;
+}
+
+const INPUT_WINDOW_MS = 1_000;
+const OPEN_WINDOW_MS = 60_000;
+const MAX_CHUNK = 64 * 1024;
+const CHUNKS_PER_WINDOW = 16;
+/** Principals with a local input balance; beyond, balances start afresh (costs one round trip each). */
+const MAX_BALANCES = 10_000;
+
+interface Balance {
+  bytes: number;
+  /** When the chunk was taken: it lapses one window later. */
+  at: number;
+}
+
+export class PrincipalLimits {
+  private readonly openRule: LimitRule;
+  private readonly inputRule: LimitRule;
+  private readonly chunk: number;
+  private readonly balances = new Map<string, Balance>();
+  /** Refusals by kind (metrics counters). */
+  readonly refused = { sessions: 0, opens: 0, input: 0 };
+
+  constructor(private readonly limiter: Limiter, private readonly store: Store, readonly settings: PrincipalLimitSettings, private readonly now: () => number = Date.now) {
+    this.openRule = { limit: settings.openRate, windowMs: OPEN_WINDOW_MS };
+    this.inputRule = { limit: settings.inputRate, windowMs: INPUT_WINDOW_MS };
+    this.chunk = Math.max(1, Math.min(MAX_CHUNK, Math.floor(settings.inputRate / CHUNKS_PER_WINDOW)));
+  }
+
+  /** Before placing a session: the principal's running sessions and its open rate. */
+  async admitOpen(p: Principal): Promise<void> {
+    if (!isLimited(p)) return;
+    const running = await this.store.listSessions({ owner: p.name, status: ['starting', 'running'] });
+    if (running.length >= this.settings.maxSessions) {
+      this.refused.sessions++;
+      throw new SwitchboardError('rate_limited', `${p.name} has ${running.length} sessions running, the most one principal may have (SWITCHBOARD_MAX_SESSIONS_PER_PRINCIPAL=${this.settings.maxSessions}); kill one, then open again`, { temporary: false });
+    }
+    const d = await this.limiter.take(`opens:${p.name}`, this.openRule);
+    if (!d.ok) {
+      this.refused.opens++;
+      throw new SwitchboardError('rate_limited', `${p.name} opened ${this.settings.openRate} sessions in the last minute (SWITCHBOARD_OPEN_RATE); retry in ${d.retryMs} ms`, { retryMs: d.retryMs });
+    }
+  }
+
+  /**
+   * `bytes` of input: undefined when admitted at once from the local balance, else a
+   * promise that resolves once admitted or rejects `rate_limited`.
+   */
+  admitInput(p: Principal, bytes: number): Promise<void> | undefined {
+    if (!isLimited(p) || bytes === 0) return undefined;
+    const now = this.now();
+    const b = this.balances.get(p.name);
+    if (b && now - b.at < INPUT_WINDOW_MS && b.bytes >= bytes) {
+      b.bytes -= bytes;
+      return undefined;
+    }
+    return this.takeInput(p.name, bytes);
+  }
+
+  private async takeInput(name: string, bytes: number): Promise<void> {
+    const key = `input:${name}`;
+    const want = Math.max(bytes, this.chunk);
+    let d = await this.limiter.take(key, this.inputRule, want);
+    let got = want;
+    if (!d.ok && want > bytes) {
+      // Not a whole chunk left: what this frame needs may still be.
+      d = await this.limiter.take(key, this.inputRule, bytes);
+      got = bytes;
+    }
+    if (!d.ok) {
+      this.refused.input++;
+      throw new SwitchboardError('rate_limited', `${name} sent more than ${this.settings.inputRate} bytes of input in a second (SWITCHBOARD_INPUT_RATE); this input was dropped, send it again in ${d.retryMs} ms`, { retryMs: d.retryMs });
+    }
+    const now = this.now();
+    let b = this.balances.get(name);
+    if (!b || now - b.at >= INPUT_WINDOW_MS) {
+      if (!b && this.balances.size >= MAX_BALANCES) this.balances.clear();
+      b = { bytes: 0, at: now };
+      this.balances.set(name, b);
+    }
+    b.bytes += got - bytes;
+    b.at = now;
+  }
+}
