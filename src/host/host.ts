@@ -28,6 +28,7 @@ import type { Logger } from '../util/log.js';
 import type { ControlMessage, InputAck, OpenRequest } from '../node/messages.js';
 import { replyError, type Rpc } from '../node/rpc.js';
 import { HostedSession, type HostedSessionDeps } from './hosted-session.js';
+import { hasPtyRoom, ptyUsage } from '../backend/pty-capacity.js';
 
 export interface HostOptions {
   nodeId: NodeId;
@@ -154,6 +155,12 @@ export class Host {
     if (this.draining) throw new SwitchboardError('unavailable', 'this node is draining; open the session on another node', { temporary: true });
     if (this.sessions.size >= this.options.capacity) {
       throw new SwitchboardError('unavailable', `this node hosts its maximum of ${this.options.capacity} sessions`, { temporary: true });
+    }
+    if (spec.kind === 'pty') {
+      const usage = ptyUsage();
+      if (!hasPtyRoom(usage)) {
+        throw new SwitchboardError('unavailable', `this machine has ${usage!.inUse} of its ${usage!.max} terminals (kernel.pty.max) in use; open the session on another node`, { temporary: true });
+      }
     }
     const epoch = await this.deps.leases.claim(sid, this.options.nodeId);
     if (epoch === null) throw new SwitchboardError('conflict', `session ${sid} exists already`);

@@ -36,6 +36,8 @@ export interface KeeperLinkOptions {
   logLevel: string;
   /** How long start() waits for a keeper to answer. */
   startTimeoutMs?: number;
+  /** The keeper went away or answers again (the node tells the registry at once). */
+  onStateChange?: (state: KeeperState) => void;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -110,11 +112,13 @@ export class KeeperLink {
     this.current = client;
     this.reconnectDelay = RECONNECT_FIRST_MS;
     this.options.logger.info('keeper connected', { socket: this.options.socketPath, pid: client.keeperPid, v: client.keeperVersion });
+    this.options.onStateChange?.('up');
     client.onClose((reason) => {
       if (this.current !== client) return;
       this.current = undefined;
       if (this.closing) return;
       this.options.logger.warn('keeper connection lost', { reason, socket: this.options.socketPath });
+      this.options.onStateChange?.('down');
       this.scheduleReconnect();
     });
   }

@@ -18,6 +18,7 @@ import { Host } from '../host/host.js';
 import { Reconciler } from '../host/reconciler.js';
 import { KeeperLink } from '../keeper/link.js';
 import { KeeperTerminals } from '../keeper/terminals.js';
+import { ptyUsage } from '../backend/pty-capacity.js';
 import type { NodeInfo } from '../registry/registry.js';
 import type { NodeId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
@@ -78,6 +79,10 @@ export class SwitchboardNode {
         this.keeperLink = new KeeperLink({
           socketPath: config.keeperSocket, nodeId: config.nodeId, mode: config.keeper, logger: logger.child('keeper'),
           idleExitMs: KEEPER_IDLE_EXIT_MS, orphanMs: config.keeperOrphanMs, logLevel: config.logLevel,
+          // Placement reads the keeper's state from the registry: tell it now, not next beat.
+          onStateChange: () => {
+            if (this.state === 'serving') void this.heartbeat();
+          },
         });
         // A memory log dies with the node: the keeper then keeps a replay window of output
         // the log had confirmed too, so a restarted node can replay it.
@@ -227,7 +232,17 @@ export class SwitchboardNode {
       lastSeen: Date.now(),
       rss: process.memoryUsage.rss(),
       cpu: this.lastCpu,
-      ...(this.host ? { keeper: this.keeperLink?.state ?? 'off', keeperGraceMs: this.keeperLink ? this.config.keeperGraceMs : 0 } : {}),
+      ...(this.host ? this.terminalHealth() : {}),
+    };
+  }
+
+  /** What placement needs to know before sending this host a terminal. */
+  private terminalHealth(): Pick<NodeInfo, 'keeper' | 'keeperGraceMs' | 'ptys' | 'ptyMax'> {
+    const usage = ptyUsage();
+    return {
+      keeper: this.keeperLink?.state ?? 'off',
+      keeperGraceMs: this.keeperLink ? this.config.keeperGraceMs : 0,
+      ...(usage ? { ptys: usage.inUse, ptyMax: usage.max } : {}),
     };
   }
 

@@ -28,6 +28,9 @@ export interface NodeInfo {
   keeper?: 'up' | 'down' | 'off';
   /** How long others wait for it to come back to its keeper before taking its terminals. */
   keeperGraceMs?: number;
+  /** PTYs in use on its machine and the kernel's limit (kernel.pty.nr, kernel.pty.max). */
+  ptys?: number;
+  ptyMax?: number;
 }
 
 export interface Registry {
