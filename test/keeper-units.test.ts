@@ -72,7 +72,7 @@ t.test('settings: keeper mode, socket, buffer, grace; the default socket is per 
   t.equal(c.keeper, 'auto');
   t.equal(c.keeperSocket, defaultKeeperSocket('n1'));
   t.match(c.keeperSocket, /keeper-n1\.sock$/);
-  t.equal(c.keeperBuffer, 1024 * 1024);
+  t.equal(c.keeperBuffer, 256 * 1024);
   const long = 'n'.repeat(128);
   t.ok(Buffer.byteLength(defaultKeeperSocket(long)) <= MAX_SOCKET_PATH, 'a long node id is hashed into a short socket name');
   t.not(defaultKeeperSocket(long), defaultKeeperSocket('m'.repeat(128)));

@@ -322,7 +322,7 @@ export const DEFAULTS = {
   archiveIntervalMs: 2_000,
   keeper: 'auto' as KeeperMode,
   keeperSocket: undefined,
-  keeperBuffer: MiB,
+  keeperBuffer: 256 * KiB,
   keeperGraceMs: 5_000,
   keeperOrphanMs: 3_600_000,
   logLevel: 'info' as const,

@@ -47,6 +47,8 @@ export interface KeeperOptions {
 const CHECK_MS = 1_000;
 /** SIGTERM ends terminals with SIGHUP, then SIGKILL after this. */
 const STOP_GRACE_MS = 2_000;
+/** Largest `data` frame: a PTY's reads of one event-loop turn go out together, up to this. */
+const MAX_DATA_FRAME = 256 * 1024;
 
 /** One node connection. */
 class Connection {
@@ -82,6 +84,9 @@ class KeptPty {
   exit: KeptExit | null = null;
   cols: number;
   rows: number;
+  /** Next offset to send to the owner; output is sent once per turn, not per PTY read. */
+  private sent = 0;
+  private sendScheduled = false;
 
   constructor(
     readonly sid: SessionId,
@@ -92,22 +97,58 @@ class KeptPty {
   ) {
     this.cols = origin.spec.cols;
     this.rows = origin.spec.rows;
+    this.sent = buffer.total;
     pty.onData((data) => this.output(data));
     pty.onExit((exit) => this.exited(exit));
   }
 
   output(data: Uint8Array): void {
     if (this.exit) return;
-    const off = this.buffer.push(data);
-    this.owner?.send({ t: 'data', sid: this.sid, off, data });
+    this.buffer.push(data);
+    if (this.owner && !this.sendScheduled) {
+      // A PTY is read in pieces of a few KiB: one frame per turn costs the node (and
+      // this process) one decode and one write instead of dozens.
+      this.sendScheduled = true;
+      setImmediate(() => this.sendPending());
+    }
     this.updatePause();
+  }
+
+  /** Everything from `sent` to the end, to the owner, in frames of at most MAX_DATA_FRAME. */
+  private sendPending(): void {
+    this.sendScheduled = false;
+    const owner = this.owner;
+    if (!owner || this.sent >= this.buffer.total) return;
+    let off = this.sent;
+    let parts: Uint8Array[] = [];
+    let bytes = 0;
+    const flush = (): void => {
+      if (bytes === 0) return;
+      owner.send({ t: 'data', sid: this.sid, off, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes) });
+      off += bytes;
+      parts = [];
+      bytes = 0;
+    };
+    for (const piece of this.buffer.from(this.sent)) {
+      for (let at = 0; at < piece.length; at += MAX_DATA_FRAME) {
+        const part = piece.subarray(at, Math.min(piece.length, at + MAX_DATA_FRAME));
+        if (bytes + part.length > MAX_DATA_FRAME) flush();
+        parts.push(part);
+        bytes += part.length;
+      }
+    }
+    flush();
+    this.sent = this.buffer.total;
   }
 
   private exited(exit: KeptExit): void {
     const e: KeptExit = { code: exit.code };
     if (exit.signal) e.signal = exit.signal;
     this.exit = e;
-    this.owner?.send({ t: 'exit', sid: this.sid, ...e });
+    if (this.owner) {
+      this.sendPending(); // the exit goes after the last byte
+      this.owner.send({ t: 'exit', sid: this.sid, ...e });
+    }
   }
 
   /** Resends output from `from` to `conn`, then the exit if the program ended. */
@@ -120,11 +161,8 @@ class KeptPty {
     this.owner = conn;
     this.epoch = epoch;
     this.nodePaused = false;
-    let off = from;
-    for (const data of this.buffer.from(from)) {
-      conn.send({ t: 'data', sid: this.sid, off, data });
-      off += data.length;
-    }
+    this.sent = from;
+    this.sendPending();
     if (this.exit) conn.send({ t: 'exit', sid: this.sid, ...this.exit });
     this.updatePause();
   }

@@ -140,13 +140,12 @@ export class FrameReader {
     this.pendingBytes += chunk.length;
     const out: unknown[] = [];
     while (this.pendingBytes >= HEADER_BYTES) {
-      let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-      const length = buf.readUInt32BE(0);
+      if (this.pending[0]!.length < HEADER_BYTES) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
+      const length = this.pending[0]!.readUInt32BE(0);
       if (length > MAX_KEEPER_FRAME) throw new Error(`keeper frame of ${length} bytes exceeds ${MAX_KEEPER_FRAME}`);
-      if (buf.length < HEADER_BYTES + length) {
-        this.pending = [buf];
-        break;
-      }
+      // Joined only once the whole frame is here: a big frame in many reads is copied once.
+      if (this.pendingBytes < HEADER_BYTES + length) break;
+      let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
       const message = decodeMessage(buf.subarray(HEADER_BYTES, HEADER_BYTES + length)) as { t?: unknown } | null;
       if (message === null || typeof message !== 'object' || typeof message.t !== 'string') throw new Error('keeper frame is not a map with a string t');
       out.push(message);
