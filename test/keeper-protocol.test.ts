@@ -200,6 +200,26 @@ t.test('a full buffer pauses the program instead of growing; acks let it finish 
   n.send({ t: 'release', sid });
 });
 
+t.test('the socket is mode 0600: only its user may type into the shells', async (t) => {
+  const { statSync } = await import('node:fs');
+  t.equal(statSync(socket).mode & 0o777, 0o600);
+  t.equal(statSync(`${socket}.pid`).mode & 0o777, 0o600, 'and so is its lock');
+});
+
+t.test('a second keeper started on the same socket steps aside', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { once } = await import('node:events');
+  const main = new URL('../dist/cli/main.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [main, 'keeper', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const [code] = await once(child, 'exit');
+  t.equal(code, 0);
+  t.match(log, /another keeper serves this socket/);
+  const c = await node('still-first');
+  t.ok((await c.request({ t: 'list' })).ok, 'the first one still serves');
+});
+
 t.test('a connection that has not said hello is closed', async (t) => {
   const { createConnection } = await import('node:net');
   const s = createConnection(socket);
