@@ -5,6 +5,8 @@
  * the program.
  */
 import t from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -207,8 +209,6 @@ t.test('the socket is mode 0600: only its user may type into the shells', async 
 });
 
 t.test('a second keeper started on the same socket steps aside', async (t) => {
-  const { spawn } = await import('node:child_process');
-  const { once } = await import('node:events');
   const main = new URL('../dist/cli/main.js', import.meta.url).pathname;
   const child = spawn(process.execPath, [main, 'keeper', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
