@@ -47,3 +47,17 @@ t.test('a keeper that died is replaced; the heartbeat follows', async (t) => {
   t.pass('terminals open in the new keeper');
   c.close();
 });
+
+t.test('SWITCHBOARD_KEEPER=off: terminals run inside the node, no keeper is started', async (t) => {
+  const inproc = await startNode(['--keeper', 'off']);
+  t.teardown(() => inproc.stop());
+  t.equal(inproc.node.keeperLink, undefined);
+  t.equal(inproc.node.nodeInfo().keeper, 'off');
+  t.equal(keeperPid(inproc.config.keeperSocket), undefined, 'nothing listens on its socket');
+  const c = await TestClient.connect(inproc.url);
+  const { sid } = await c.request({ t: 'open', cmd: '/bin/sh' });
+  c.send({ t: 'in', sid, data: Buffer.from('echo "in-node $PPID"\n') });
+  const text = await c.waitForOutput(sid, /in-node \d+/);
+  t.match(text, new RegExp(`in-node ${process.pid}\\b`), "the shell's parent is the node process");
+  c.close();
+});

@@ -250,6 +250,7 @@ export class Keeper {
     await chmod(socketPath, 0o600);
     this.server = server;
     this.timer = setInterval(() => this.check(), CHECK_MS);
+    this.timer.unref(); // the listening socket keeps the process alive, not this timer
     this.logger.info('keeper listening', { socket: socketPath, pid: process.pid });
   }
 

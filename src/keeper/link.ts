@@ -95,6 +95,7 @@ export class KeeperLink {
       }
       if (this.closing) throw new Error('the keeper link is closed');
       if (mode === 'auto' && !launched) {
+        await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
         this.launch();
         launched = true;
       }
