@@ -23,7 +23,7 @@ export interface Target {
 }
 
 /** The nodes must not limit the load generator. */
-const NODE_FLAGS = ['--connect-rate', '10000000', '--frame-rate', '10000000', '--capacity', '1000000'];
+const NODE_FLAGS = ['--connect-rate', '10000000', '--frame-rate', '10000000', '--capacity', '1000000', '--connection-bytes-rate', '1GiB', '--connection-bytes-burst', '1GiB'];
 /** Settings the private cluster sets itself, or that are the bench's own. */
 const NOT_PASSED = ['SWITCHBOARD_TOKEN', 'SWITCHBOARD_REDIS_URL', 'SWITCHBOARD_DATABASE_URL', 'SWITCHBOARD_BENCH_VERBOSE', 'SWITCHBOARD_LOG_LEVEL', 'SWITCHBOARD_BENCH_NODE_ARGS'];
 

@@ -1,4 +1,4 @@
-// Bundles the browser terminal (src/web) into dist/web with esbuild.
+// Bundles the browser pages (src/web: the terminal, the operators' dashboard) into dist/web with esbuild.
 import { build } from 'esbuild';
 import { cpSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -21,4 +21,19 @@ if (existsSync(entry)) {
   });
   cpSync(join(root, 'node_modules', '@xterm', 'xterm', 'css', 'xterm.css'), join(out, 'xterm.css'));
   cpSync(join(root, 'src', 'web', 'index.html'), join(out, 'index.html'));
+}
+
+// The operators' dashboard (/dashboard): its own bundle, no xterm.
+const dashboard = join(root, 'src', 'web', 'dashboard.ts');
+if (existsSync(dashboard)) {
+  await build({
+    entryPoints: [dashboard],
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    target: 'es2020',
+    outfile: join(out, 'dashboard.js'),
+    logLevel: 'warning',
+  });
+  cpSync(join(root, 'src', 'web', 'dashboard.html'), join(out, 'dashboard.html'));
 }

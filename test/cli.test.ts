@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { startNode, TEST_TOKEN, type TestNode } from './helpers/node.js';
 import { CliInPty, proxyTo } from './helpers/cli.js';
 import { SwitchboardClient } from '../src/client/client.js';
-import { formatSessions, ls } from '../src/cli/ls.js';
+import { formatSessions, ls, parseLsArgs } from '../src/cli/ls.js';
 import { parseAttachArgs, parseDetachKey } from '../src/cli/attach.js';
 
 let server: TestNode;
@@ -80,6 +80,26 @@ t.test('ls prints sessions as a table', async (t) => {
   process.exitCode = exitCode;
   t.equal(denied.text(), '', 'errors go to stderr, not the table');
   t.equal(formatSessions([]), 'no sessions\n');
+});
+
+t.test('ls --limit shows one page, --all follows the cursor to the last', async (t) => {
+  const client = await SwitchboardClient.connect(server.url, { token: TEST_TOKEN });
+  t.teardown(() => client.close());
+  for (let i = 0; i < 3; i++) await client.request({ t: 'open', kind: 'echo' });
+  const listed = async (args: { limit?: number; all?: boolean }): Promise<string[]> => {
+    const out = collector();
+    t.equal(await ls({ url: server.http, token: TEST_TOKEN, json: true, out, ...args }), 0);
+    return (JSON.parse(out.text()) as { sessions: Array<{ sid: string }> }).sessions.map((s) => s.sid);
+  };
+  const whole = await listed({});
+  t.ok(whole.length >= 3, `${whole.length} sessions on the first page`);
+  t.strictSame(await listed({ limit: 2 }), whole.slice(0, 2), '--limit 2: the newest two');
+  const all = await listed({ limit: 1, all: true });
+  t.strictSame(all, whole, '--all in pages of one: every session once, in order');
+  t.equal(parseLsArgs(['--limit', '5', '--all']).limit, 5);
+  t.equal(parseLsArgs(['--all']).all, true);
+  t.throws(() => parseLsArgs(['--limit', '0']), /--limit/);
+  t.throws(() => parseLsArgs(['--limit', '1001']), /--limit/);
 });
 
 t.test('ls through the CLI entry', async (t) => {

@@ -10,6 +10,8 @@ import pg from 'pg';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { PostgresStore, type ArchiveRow, type ArchiveSink } from '../src/store/postgres-store.js';
 import { ArchiveWriter } from '../src/store/archive-writer.js';
+import { Retention } from '../src/store/retention.js';
+import { createLogger } from '../src/util/log.js';
 import { loadMigrations, migrate } from '../src/store/migrate.js';
 import { newSessionId } from '../src/util/ids.js';
 import { contiguous, sessionRecord, storeContract } from './contract/store.js';
@@ -46,7 +48,7 @@ t.test('postgres store', async (t) => {
 
 t.test('migrations', async (t) => {
   const versions = (await loadMigrations()).map((m) => m.version);
-  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit'], 'found in order');
+  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention'], 'found in order');
 
   t.test('are applied once and recorded once each', async (t) => {
     const pool = await freshPool(t, false);
@@ -85,7 +87,7 @@ t.test('migrations', async (t) => {
     t.strictSame(rows.map((r) => r.version), ['001_ok'], 'the good one stays recorded');
     const half = await pool.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'half'`);
     t.equal(half.rowCount, 0, 'the bad one left nothing behind');
-    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit'], 'the pool still works (lock released)');
+    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention'], 'the pool still works (lock released)');
   });
 });
 
@@ -331,4 +333,33 @@ t.test('archive writer', async (t) => {
     t.match(w.stats(), { pendingBytes: 0, droppedBytes: 0 });
     await w.close();
   });
+});
+
+t.test('retention: several nodes at once delete each old ended session exactly once', async (t) => {
+  const url = await server.createDatabase();
+  const pools = Array.from({ length: 3 }, () => new pg.Pool({ connectionString: url, max: 2 }));
+  t.teardown(() => Promise.all(pools.map((p) => p.end())));
+  await migrate(pools[0]!);
+  const stores = pools.map((p) => new PostgresStore(p));
+  const now = Date.now();
+  const day = 86_400_000;
+  const old = Array.from({ length: 1200 }, (_, i) => sessionRecord({ status: i % 2 === 0 ? 'exited' : 'lost', lastActivity: now - 8 * day - i }));
+  const kept = [
+    sessionRecord({ status: 'exited', lastActivity: now - 6 * day }),
+    sessionRecord({ status: 'running', lastActivity: now - 30 * day }),
+  ];
+  for (const r of [...old, ...kept]) await stores[0]!.createSession(r);
+  await stores[0]!.archive(old[0]!.sid, 1, 0, Buffer.from('old output'));
+  await stores[0]!.archive(kept[0]!.sid, 1, 0, Buffer.from('recent output'));
+  const logger = createLogger('error');
+  const jobs = stores.map((s) => new Retention(s, 7 * day, logger));
+  const counts = await Promise.all(jobs.map((j) => j.runOnce(now)));
+  t.equal(counts.reduce((a, b) => a + b, 0), old.length, `each of ${old.length} deleted once in all (${counts.join(' + ')})`);
+  const { rows } = await pools[0]!.query<{ sid: string }>('SELECT sid FROM sessions');
+  t.strictSame(rows.map((r) => r.sid).sort(), kept.map((r) => r.sid).sort(), 'the recent ended one and the running one are left');
+  t.strictSame(await stores[0]!.readArchive(old[0]!.sid, 0, ALL), [], 'the old archive is gone');
+  t.equal(contiguous(t, await stores[0]!.readArchive(kept[0]!.sid, 0, ALL), 0, 'kept').toString(), 'recent output');
+  t.equal(await jobs[0]!.runOnce(now), 0, 'nothing left to delete');
+  t.equal(await new Retention(stores[0]!, 0, logger).runOnce(now + 365 * day), 0, '0 keeps forever');
+  t.equal((await pools[0]!.query('SELECT 1 FROM sessions')).rowCount, 2);
 });

@@ -21,6 +21,11 @@ export interface BackendExit {
 export interface Backend {
   readonly pid: number | undefined;
   write(data: Uint8Array): void;
+  /**
+   * Input handed to `write` that the program has not read yet and that waits in this
+   * process (not the kernel's buffer). Absent: the backend holds none.
+   */
+  inputQueued?(): number;
   resize(cols: number, rows: number): void;
   /** Stop reading output (flow control); the producer blocks on its full pipe. */
   pause(): void;

@@ -42,6 +42,10 @@ export class PtyBackend implements Backend {
     }
     this.proc.onExit(({ exitCode, signal }) => {
       this.exited = true;
+      // Input the program never read goes nowhere now: free it (node-pty would retry it
+      // against the closed descriptor).
+      const queue = this.writeQueue();
+      if (queue) queue.length = 0;
       const exit: BackendExit = { code: exitCode };
       if (signal) exit.signal = SIGNAL_NAMES.get(signal) ?? String(signal);
       if (this.exitListener) this.exitListener(exit);
@@ -57,6 +61,26 @@ export class PtyBackend implements Backend {
     if (this.exited) return;
     // node-pty's typings say string, but it writes Buffers as bytes.
     this.proc.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength) as unknown as string);
+  }
+
+  /**
+   * Bytes node-pty holds for the PTY: it queues every write and hands the queue to the
+   * kernel as the program reads, so a program that never reads makes it grow without
+   * bound. node-pty has no public call for its size; this reads its write queue
+   * (`_writeStream._writeQueue`, node-pty 1.x on Unix) and answers 0 if the shape is
+   * not there (test/bounds.test.ts fails then, rather than the bound silently lapsing).
+   */
+  inputQueued(): number {
+    const queue = this.writeQueue();
+    if (!queue) return 0;
+    let n = 0;
+    for (const task of queue) n += task.buffer.byteLength - task.offset;
+    return n;
+  }
+
+  private writeQueue(): Array<{ buffer: Uint8Array; offset: number }> | undefined {
+    const queue = (this.proc as unknown as { _writeStream?: { _writeQueue?: unknown } })._writeStream?._writeQueue;
+    return Array.isArray(queue) ? queue : undefined;
   }
 
   resize(cols: number, rows: number): void {

@@ -3,7 +3,7 @@
  * until Ctrl-C. Prints the HAProxy URL (with the token) and each node's URL.
  */
 import { parseArgs } from 'node:util';
-import { startLocalCluster, type ClusterRole } from '../launcher/local-cluster.js';
+import { MissingBinaryError, resolveBinaries, startLocalCluster, type ClusterRole, type LocalCluster } from '../launcher/local-cluster.js';
 
 const USAGE = `Usage: switchboard cluster [options]
 
@@ -15,6 +15,8 @@ const USAGE = `Usage: switchboard cluster [options]
   --verbose          print the nodes' log lines
 
 Every other SWITCHBOARD_* variable in the environment is passed to the nodes.
+It needs redis-server, PostgreSQL 15 (initdb, pg_ctl) and haproxy, found on PATH (and
+/usr/sbin); REDIS_SERVER, PG_BIN (a directory) and HAPROXY override where.
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -55,40 +57,66 @@ export async function run(argv: string[]): Promise<number> {
     if (k.startsWith('SWITCHBOARD_') && v !== undefined && k !== 'SWITCHBOARD_TOKEN') env[k] = v;
   }
   const token = values.token ?? process.env.SWITCHBOARD_TOKEN;
-  process.stderr.write(`starting Redis${values['no-postgres'] ? '' : ', PostgreSQL'}, ${nodes} node(s)${values['no-haproxy'] ? '' : ' and HAProxy'}…\n`);
-  const cluster = await startLocalCluster({
-    nodes,
-    ...(roles ? { roles } : {}),
-    redis: true,
-    postgres: !values['no-postgres'],
-    haproxy: !values['no-haproxy'],
-    env,
-    ...(token ? { token } : {}),
-    ...(values.verbose ? { onLog: (id: string, line: string) => process.stderr.write(`[${id}] ${line}\n`) } : {}),
-  });
-  const lines = [`Switchboard local cluster (${nodes} node${nodes === 1 ? '' : 's'}; Ctrl-C stops everything)`];
-  if (cluster.haproxyUrl) lines.push(`HAProxy  ${cluster.haproxyUrl}/?token=${cluster.token}`);
-  for (const n of cluster.nodes) lines.push(`${n.id.padEnd(8)} ${n.http}/?token=${cluster.token}  (${n.role}, pid ${n.pid})`);
-  if (cluster.redisUrl) lines.push(`Redis    ${cluster.redisUrl}`);
-  if (cluster.databaseUrl) lines.push(`Postgres ${cluster.databaseUrl}`);
-  lines.push(`Token    ${cluster.token}`);
-  process.stdout.write(lines.join('\n') + '\n');
+  // Ctrl-C or SIGTERM at any moment, during the start too, stops everything started.
+  const abort = new AbortController();
+  let stopRequested: () => void = () => {};
+  const stopping = new Promise<void>((resolve) => (stopRequested = resolve));
+  const onSignal = (): void => {
+    abort.abort(new Error('interrupted'));
+    stopRequested();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    // Every program first: a missing one is reported before anything starts.
+    try {
+      resolveBinaries({ redis: true, postgres: !values['no-postgres'], haproxy: !values['no-haproxy'] });
+    } catch (err) {
+      process.stderr.write(`switchboard cluster: ${(err as Error).message}\n`);
+      return 1;
+    }
+    process.stderr.write(`starting Redis${values['no-postgres'] ? '' : ', PostgreSQL'}, ${nodes} node(s)${values['no-haproxy'] ? '' : ' and HAProxy'}…\n`);
+    let cluster: LocalCluster;
+    try {
+      cluster = await startLocalCluster({
+        nodes,
+        ...(roles ? { roles } : {}),
+        redis: true,
+        postgres: !values['no-postgres'],
+        haproxy: !values['no-haproxy'],
+        env,
+        signal: abort.signal,
+        ...(token ? { token } : {}),
+        ...(values.verbose ? { onLog: (id: string, line: string) => process.stderr.write(`[${id}] ${line}\n`) } : {}),
+      });
+    } catch (err) {
+      if (abort.signal.aborted) {
+        process.stderr.write('interrupted; everything started was stopped\n');
+        return 130;
+      }
+      const started = err instanceof MissingBinaryError ? '' : '\n(everything it had started was stopped)';
+      process.stderr.write(`switchboard cluster: ${(err as Error).message}${started}\n`);
+      return 1;
+    }
+    const lines = [`Switchboard local cluster (${nodes} node${nodes === 1 ? '' : 's'}; Ctrl-C stops everything)`];
+    if (cluster.haproxyUrl) lines.push(`HAProxy  ${cluster.haproxyUrl}/?token=${cluster.token}`);
+    for (const n of cluster.nodes) lines.push(`${n.id.padEnd(8)} ${n.http}/?token=${cluster.token}  (${n.role}, pid ${n.pid})`);
+    if (cluster.redisUrl) lines.push(`Redis    ${cluster.redisUrl}`);
+    if (cluster.databaseUrl) lines.push(`Postgres ${cluster.databaseUrl}`);
+    lines.push(`Token    ${cluster.token}`);
+    process.stdout.write(lines.join('\n') + '\n');
 
-  for (const n of cluster.nodes) {
-    n.proc.on('exit', (code, signal) => {
-      process.stderr.write(`${n.id} exited (${signal ?? code})\n`);
-    });
+    for (const n of cluster.nodes) {
+      n.proc.on('exit', (code, signal) => {
+        process.stderr.write(`${n.id} exited (${signal ?? code})\n`);
+      });
+    }
+    await stopping;
+    process.stderr.write('stopping…\n');
+    await cluster.stop();
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  await new Promise<void>((resolve) => {
-    const onSignal = (): void => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-  process.stderr.write('stopping…\n');
-  await cluster.stop();
-  return 0;
 }

@@ -14,6 +14,8 @@ Options:
   --url URL        the server (default ${DEFAULT_URL})
   --token TOKEN    credentials (default $SWITCHBOARD_TOKEN)
   --json           print the server's JSON instead of a table
+  --limit N        at most N sessions, newest first (default 100, at most 1000 a page)
+  --all            every session: follows the server's \`next\` cursor page by page
   -h, --help       this text
 `;
 
@@ -21,6 +23,10 @@ export interface LsArgs {
   url?: string;
   token?: string;
   json?: boolean;
+  /** Page size asked of the server (the server's default when absent). */
+  limit?: number;
+  /** Follow `next` until the last page. */
+  all?: boolean;
   /** Where the table goes (default stdout); errors go to stderr. */
   out?: NodeJS.WritableStream;
 }
@@ -43,10 +49,17 @@ export function parseLsArgs(argv: string[]): LsArgs & { help: boolean } {
       url: { type: 'string' },
       token: { type: 'string' },
       json: { type: 'boolean' },
+      limit: { type: 'string' },
+      all: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
-  return { url: values.url, token: values.token, json: values.json === true, help: values.help === true };
+  let limit: number | undefined;
+  if (values.limit !== undefined) {
+    if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1 || Number(values.limit) > 1000) throw new Error(`--limit must be a whole number 1-1000 (got ${values.limit})`);
+    limit = Number(values.limit);
+  }
+  return { url: values.url, token: values.token, json: values.json === true, limit, all: values.all === true, help: values.help === true };
 }
 
 /** For the command dispatcher that passes raw argv. */
@@ -72,7 +85,14 @@ export async function ls(args: LsArgs): Promise<number> {
   const out = args.out ?? process.stdout;
   let code = 0;
   try {
-    const sessions = await fetchSessions(url, token);
+    const sessions: SessionInfo[] = [];
+    let after: string | null = null;
+    do {
+      const page = await fetchSessionPage(url, token, args.limit, after);
+      sessions.push(...page.sessions);
+      after = page.next;
+    } while (args.all && after !== null);
+    if (after !== null) process.stderr.write(`switchboard ls: more sessions than shown; pass --all for every one\n`);
     out.write(args.json ? `${JSON.stringify({ sessions }, null, 2)}\n` : formatSessions(sessions));
   } catch (err) {
     process.stderr.write(`switchboard ls: ${(err as Error).message}\n`);
@@ -82,11 +102,30 @@ export async function ls(args: LsArgs): Promise<number> {
   return code;
 }
 
+/** The first page (the server's default size). */
 export async function fetchSessions(url: string, token: string | undefined): Promise<SessionInfo[]> {
-  const endpoint = `${httpBase(url)}/v1/sessions`;
+  return (await fetchSessionPage(url, token)).sessions;
+}
+
+/** One page of `GET /v1/sessions`, and the cursor of the next (null on the last). */
+export async function fetchSessionPage(url: string, token: string | undefined, limit?: number, after?: string | null): Promise<{ sessions: SessionInfo[]; next: string | null }> {
+  const query = new URLSearchParams();
+  if (limit !== undefined) query.set('limit', String(limit));
+  if (after) query.set('after', after);
+  const path = `/v1/sessions${query.size > 0 ? `?${query}` : ''}`;
+  const body = await getJson(url, token, path);
+  const sessions = (body as { sessions?: unknown }).sessions;
+  if (!Array.isArray(sessions)) throw new Error(`${httpBase(url)}${path} answered without a sessions list`);
+  const next = (body as { next?: unknown }).next;
+  return { sessions: sessions as SessionInfo[], next: typeof next === 'string' && next !== '' ? next : null };
+}
+
+/** GET of an API path with the token; errors say what went wrong and what to do. */
+export async function getJson(url: string, token: string | undefined, path: string): Promise<unknown> {
+  const endpoint = `${httpBase(url)}${path}`;
   let res: Response;
   try {
-    res = await fetch(endpoint, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    res = await fetch(endpoint, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10_000) });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new Error(`cannot reach ${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
@@ -100,12 +139,10 @@ export async function fetchSessions(url: string, token: string | undefined): Pro
   }
   if (!res.ok) {
     const e = body as { error?: string; message?: string };
-    const hint = res.status === 401 ? ' (pass --token or set SWITCHBOARD_TOKEN)' : '';
+    const hint = res.status === 401 ? ' (pass --token or set SWITCHBOARD_TOKEN)' : res.status === 403 ? ' (this needs the admin token)' : '';
     throw new Error(`${e.error ?? `HTTP ${res.status}`}: ${e.message ?? text}${hint}`);
   }
-  const sessions = (body as { sessions?: unknown }).sessions;
-  if (!Array.isArray(sessions)) throw new Error(`${endpoint} answered without a sessions list`);
-  return sessions as SessionInfo[];
+  return body;
 }
 
 const COLUMNS = ['SID', 'KIND', 'OWNER', 'STATUS', 'NODE', 'CLIENTS', 'CREATED'] as const;

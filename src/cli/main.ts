@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `switchboard <command>`: serve (default), attach, ls, cluster, bench, keeper.
+ * `switchboard <command>`: serve (default), attach, ls, top, cluster, bench, keeper.
  */
 import { settingNames } from '../config/config.js';
 
@@ -10,6 +10,7 @@ Usage:
   switchboard serve [options]      run a node (npm start)
   switchboard attach [sid]         attach this terminal to a session (a new one without sid)
   switchboard ls                   list sessions
+  switchboard top                  the cluster live: nodes and sessions (--once, --json)
   switchboard cluster [--nodes N]  run Redis, PostgreSQL, N nodes and HAProxy locally
   switchboard bench <scenario>     measure latency and capacity
   switchboard keeper [options]     hold a node's terminals so they outlive it (keeper --help)
@@ -17,7 +18,7 @@ Usage:
 serve options (each also an environment variable):
 ${settingNames().map((s) => `  ${s.flag.padEnd(28)} ${s.env}`).join('\n')}
 
-attach/ls options: --url URL (default http://127.0.0.1:7070), --token TOKEN (default $SWITCHBOARD_TOKEN)
+attach/ls/top options: --url URL (default http://127.0.0.1:7070), --token TOKEN (default $SWITCHBOARD_TOKEN)
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -27,6 +28,7 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./serve.js')).serve(rest);
     case 'attach':
     case 'ls':
+    case 'top':
     case 'cluster':
     case 'bench':
     case 'keeper': {

@@ -31,9 +31,10 @@ export async function serve(argv: string[]): Promise<void> {
   const base = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
   const mode = config.redisUrls.length === 0 && !config.databaseUrl ? 'embedded (memory; single node)' : 'distributed';
   const lines = [`Switchboard ${mode} node ${config.nodeId} listening on ${config.host}:${port}`];
-  if (config.auth === 'none') lines.push(`Open ${base}/  (authentication is OFF)`);
+  if (config.auth === 'none') lines.push(`Open ${base}/  (authentication is OFF)`, `Dashboard ${base}/dashboard`);
   else {
     lines.push(`Open ${base}/?token=${config.token}`);
+    lines.push(`Dashboard ${base}/dashboard#token=${config.token}`);
     if (config.tokenGenerated) lines.push('(a random token: set SWITCHBOARD_TOKEN to keep it across restarts)');
   }
   if (node.server.metricsPort !== undefined) {

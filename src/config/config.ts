@@ -54,6 +54,11 @@ export interface Config {
   readonly metricsHost: string;
   /** Frames a connection may send per second before `rate_limited`. */
   readonly frameRate: number;
+  /** Bytes a connection may send per second (token bucket, checked before decoding), and its burst. */
+  readonly connectionBytesRate: number;
+  readonly connectionBytesBurst: number;
+  /** A session with no attached client and no input this long is ended (SIGHUP); 0: never. */
+  readonly idleTtlMs: number;
   /**
    * HS256 secret for user JWTs (32+ bytes); also the key share links are signed with
    * (derived from it). Undefined: no HS256 JWTs, links signed with a key derived from the token.
@@ -91,6 +96,8 @@ export interface Config {
   readonly exitedRetentionMs: number;
   /** Longest output waits before the write-behind PostgreSQL archive gets it. */
   readonly archiveIntervalMs: number;
+  /** Ended sessions (and their events and archived output) are deleted this long after their last activity; 0 keeps them. */
+  readonly retentionMs: number;
   readonly keeper: KeeperMode;
   /** The keeper's Unix socket; default `<tmp>/switchboard-<uid>/keeper-<node id>.sock`. */
   readonly keeperSocket: string;
@@ -140,10 +147,37 @@ function integer(min: number, max: number) {
   };
 }
 
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: `30s`, `15m`, `12h`, `7d` (a bare number is seconds); `0` is none. */
+export function duration(raw: string, name: string): number {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(raw.trim());
+  if (!m) fail(name, `must be a duration like 30s, 15m, 12h or 7d, or 0 (got '${raw}')`);
+  const ms = Number(m[1]) * DURATION_UNITS[m[2] || 's']!;
+  if (!Number.isSafeInteger(ms)) fail(name, `is too long (got '${raw}')`);
+  return ms;
+}
+
 function bytesBetween(min: number, max: number) {
   return (raw: string, name: string): number => {
     const n = parseBytes(raw, name);
     if (n < min || n > max) fail(name, `must be between ${min} and ${max} bytes (got ${n})`);
+    return n;
+  };
+}
+
+/** A duration: 0, 500ms, 30s, 15m, 24h, 7d (a bare number is milliseconds). */
+export function parseDuration(raw: string, name: string): number {
+  const m = /^\s*(\d+)\s*(ms|s|m|h|d)?\s*$/i.exec(raw);
+  if (!m) fail(name, `must be a duration such as 0, 30s, 15m or 24h (got '${raw}')`);
+  const scale: Record<string, number> = { MS: 1, S: 1000, M: 60_000, H: 3_600_000, D: 86_400_000 };
+  return Number(m[1]) * scale[(m[2] ?? 'ms').toUpperCase()]!;
+}
+
+function durationBetween(min: number, max: number) {
+  return (raw: string, name: string): number => {
+    const n = parseDuration(raw, name);
+    if (n !== 0 && (n < min || n > max)) fail(name, `must be 0 (never) or between ${min} ms and ${max} ms (got ${n} ms)`);
     return n;
   };
 }
@@ -251,6 +285,9 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'metricsPort', env: 'SWITCHBOARD_METRICS_PORT', parse: optionalPort },
   { key: 'metricsHost', env: 'SWITCHBOARD_METRICS_HOST', parse: text },
   { key: 'frameRate', env: 'SWITCHBOARD_FRAME_RATE', parse: integer(1, 10_000_000) },
+  { key: 'connectionBytesRate', env: 'SWITCHBOARD_CONNECTION_BYTES_RATE', parse: bytesBetween(1024, 1024 * MiB) },
+  { key: 'connectionBytesBurst', env: 'SWITCHBOARD_CONNECTION_BYTES_BURST', parse: bytesBetween(1024, 1024 * MiB) },
+  { key: 'idleTtlMs', env: 'SWITCHBOARD_IDLE_TTL', parse: durationBetween(100, 366 * 86_400_000) },
   { key: 'jwtSecret', env: 'SWITCHBOARD_JWT_SECRET', parse: jwtSecret },
   { key: 'jwksUrl', env: 'SWITCHBOARD_JWKS_URL', parse: httpUrl },
   { key: 'jwtIssuer', env: 'SWITCHBOARD_JWT_ISSUER', parse: text },
@@ -270,6 +307,7 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'openQueue', env: 'SWITCHBOARD_OPEN_QUEUE', parse: integer(0, 1_000_000) },
   { key: 'exitedRetentionMs', env: 'SWITCHBOARD_EXITED_RETENTION_MS', parse: integer(0, 86_400_000) },
   { key: 'archiveIntervalMs', env: 'SWITCHBOARD_ARCHIVE_INTERVAL_MS', parse: integer(50, 600_000) },
+  { key: 'retentionMs', env: 'SWITCHBOARD_RETENTION', parse: duration },
   { key: 'keeper', env: 'SWITCHBOARD_KEEPER', parse: choice<KeeperMode>('auto', 'external', 'off') },
   { key: 'keeperSocket', env: 'SWITCHBOARD_KEEPER_SOCKET', parse: socketPath },
   { key: 'keeperBuffer', env: 'SWITCHBOARD_KEEPER_BUFFER', parse: bytesBetween(4 * KiB, 1024 * MiB) },
@@ -301,6 +339,9 @@ export const DEFAULTS = {
   metricsPort: undefined,
   metricsHost: '127.0.0.1',
   frameRate: 2_000,
+  connectionBytesRate: MiB,
+  connectionBytesBurst: 4 * MiB,
+  idleTtlMs: 86_400_000,
   jwtSecret: undefined,
   jwksUrl: undefined,
   jwtIssuer: undefined,
@@ -320,6 +361,7 @@ export const DEFAULTS = {
   openQueue: 4096,
   exitedRetentionMs: 600_000,
   archiveIntervalMs: 2_000,
+  retentionMs: 7 * 86_400_000,
   keeper: 'auto' as KeeperMode,
   keeperSocket: undefined,
   keeperBuffer: 256 * KiB,
@@ -374,6 +416,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (out.keeperSocket === undefined) out.keeperSocket = defaultKeeperSocket(out.nodeId as string);
   if (config.lowWatermark >= config.highWatermark) {
     fail('SWITCHBOARD_LOW_WATERMARK', `must be below SWITCHBOARD_HIGH_WATERMARK (${config.highWatermark})`);
+  }
+  if (config.connectionBytesBurst < config.maxFrame) {
+    fail('SWITCHBOARD_CONNECTION_BYTES_BURST', `must be at least SWITCHBOARD_MAX_FRAME (${config.maxFrame}): a burst smaller than one frame would refuse every full-size frame`);
   }
   if (config.auth === 'none' && !isLoopback(config.host)) {
     fail('SWITCHBOARD_AUTH', `authentication is off, so binding the non-loopback address ${config.host} is refused; set SWITCHBOARD_TOKEN or bind 127.0.0.1`);

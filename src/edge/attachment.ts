@@ -30,6 +30,10 @@ export class Attachment {
   /** The session's `exit` was queued or sent: leave the watch once caught up. */
   exitSeen = false;
   size: { cols: number; rows: number } | undefined;
+  /** Keystroke timing (metrics): performance.now() of the oldest `in` not yet answered by output, 0 when none. */
+  keyAt = 0;
+  /** Its session is a terminal or echo: input there is keystrokes (agent replies take their time). */
+  timesKeys = false;
 
   constructor(readonly client: ClientConn, readonly sid: SessionId, readonly role: Role, from: Offset) {
     this.next = from;

@@ -35,6 +35,7 @@ import type { Rpc } from '../node/rpc.js';
 import { MemoryLimiter } from '../limit/memory-limiter.js';
 import { Attachment } from './attachment.js';
 import { InputHold } from './input-hold.js';
+import { dropReporter, type DropReporter } from '../util/dropped.js';
 import { ClientConn, type SocketLike } from './client-conn.js';
 import { pickHost } from './placement.js';
 import { Gate } from './gate.js';
@@ -45,7 +46,7 @@ import {
 } from './limits.js';
 import type { Metrics } from '../node/metrics.js';
 import { UNCHECKED_ACCESS, type SessionAccess } from '../auth/access.js';
-import { checkAttach, checkKill, checkOpen, type Principal } from '../auth/principal.js';
+import { checkAttach, checkKill, checkOpen, checkShare, type Principal } from '../auth/principal.js';
 
 /** Bytes read from the log per catch-up step. */
 const REPLAY_STEP_BYTES = 256 * 1024;
@@ -53,6 +54,16 @@ const REPLAY_STEP_BYTES = 256 * 1024;
 const BAD_FRAME_LIMIT = 20;
 const BAD_FRAME_WINDOW_MS = 10_000;
 const OPEN_TIMEOUT_MS = 10_000;
+/** Frames refused for the byte budget within BAD_FRAME_WINDOW_MS before the connection is closed 1008. */
+const OVER_BUDGET_LIMIT = 20;
+
+/** A connection's byte budget: a token bucket refilled at the configured rate. */
+interface ByteBucket {
+  tokens: number;
+  at: number;
+  refusals: number;
+  refusalsSince: number;
+}
 const KILL_TIMEOUT_MS = 5_000;
 /** Retry hint for input sent while a session has no owner: about one reaper pass. */
 const NO_OWNER_RETRY_MS = 500;
@@ -72,6 +83,12 @@ export interface EdgeOptions {
   /** Send buffer past which a socket stops getting live output and must catch up. */
   lagLimit: number;
   frameRate: number;
+  /**
+   * Bytes per second a connection may send, and the burst it may send at once: a token
+   * bucket checked before a frame is decoded. Defaults: 1 MiB/s, 4 MiB.
+   */
+  connectionBytesRate?: number;
+  connectionBytesBurst?: number;
   /** Admission limits (from the config: edgeLimits(config)); defaults when absent. */
   limits?: EdgeLimits;
 }
@@ -106,6 +123,8 @@ export class Edge {
   readonly clients = new Map<ClientId, ClientConn>();
   private readonly watched = new Map<SessionId, Watched>();
   private readonly frameLimiter = new MemoryLimiter();
+  /** Per-connection byte budgets (kept off ClientConn; gone with the connection). */
+  private readonly byteBuckets = new WeakMap<ClientConn, ByteBucket>();
   private limits: EdgeLimits = DEFAULT_EDGE_LIMITS;
   private opens!: Gate;
   private snapshots!: SnapshotPool;
@@ -113,6 +132,8 @@ export class Edge {
   private snapshotsRefused = 0;
   /** Per-principal limits and the audit trail (src/auth/access.ts); the server sets them. */
   private access: SessionAccess = UNCHECKED_ACCESS;
+  /** Writes given up on are logged (rate-limited), never dropped silently. */
+  private readonly dropped: DropReporter;
   /** The registry read in flight, if any, shared by concurrent opens. */
   private nodesRead: Promise<NodeInfo[]> | undefined;
   private readonly inputHold = new InputHold({ maxBytesPerSession: HELD_INPUT_BYTES, maxAgeMs: HELD_INPUT_MS },
@@ -122,6 +143,7 @@ export class Edge {
   private readonly pausing = new Set<Attachment>();
 
   constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {
+    this.dropped = dropReporter(deps.logger);
     this.configure(options.limits ?? DEFAULT_EDGE_LIMITS);
     const m = deps.metrics;
     m.register('switchboard_open_queue', 'Opens waiting for a placement slot on this edge', 'gauge', () => this.opens.queued);
@@ -172,6 +194,11 @@ export class Edge {
     return this.watched.size;
   }
 
+  /** How many output bytes each session has produced (its log head), null when unknown. */
+  async outputBytes(sids: readonly SessionId[]): Promise<Array<number | null>> {
+    return Promise.all(sids.map((sid) => this.deps.log.bounds(sid).then((b) => b?.head ?? null, () => null)));
+  }
+
   // ─── connections ──────────────────────────────────────────────────────────
 
   connect(socket: SocketLike, principal: Principal, ip: string): ClientConn {
@@ -204,6 +231,14 @@ export class Edge {
     if (client) this.send(client, { t: 'ack', sid, n });
   }
 
+  /** The owner dropped input of one of our clients: its program is not reading. */
+  inputRefused(clientId: ClientId, sid: SessionId, msg: string, retryMs: number): void {
+    const client = this.clients.get(clientId);
+    if (!client) return;
+    this.deps.metrics.rateLimited.inc();
+    this.sendError(client, new SwitchboardError('rate_limited', msg, { retryMs }), undefined, sid);
+  }
+
   private send(client: ClientConn, frame: ServerFrame): void {
     if (!client.closed) client.socket.send(encodeFrame(frame));
   }
@@ -226,6 +261,8 @@ export class Edge {
   }
 
   onMessage(client: ClientConn, message: Uint8Array): void {
+    // Admission by bytes comes first: a frame over the budget costs no decoding.
+    if (!this.admitBytes(client, message.byteLength)) return;
     let frame: ClientFrame;
     try {
       frame = parseClientFrame(message);
@@ -242,6 +279,40 @@ export class Edge {
     this.deps.metrics.framesIn.inc();
     if (client.busy) this.hold(client, frame, message.byteLength);
     else this.run(client, frame);
+  }
+
+  /**
+   * Spends `bytes` from the connection's byte budget; false (the frame refused
+   * `rate_limited`, unread) when the bucket cannot pay. Persistent overspending closes 1008.
+   */
+  private admitBytes(client: ClientConn, bytes: number): boolean {
+    const rate = this.options.connectionBytesRate ?? 1024 * 1024;
+    const burst = this.options.connectionBytesBurst ?? 4 * 1024 * 1024;
+    const now = Date.now();
+    let b = this.byteBuckets.get(client);
+    if (!b) {
+      b = { tokens: burst, at: now, refusals: 0, refusalsSince: now };
+      this.byteBuckets.set(client, b);
+    }
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000);
+    b.at = now;
+    if (b.tokens >= bytes) {
+      b.tokens -= bytes;
+      return true;
+    }
+    this.deps.metrics.rateLimited.inc();
+    const retryMs = Math.ceil(((bytes - b.tokens) * 1000) / rate);
+    this.sendError(client, new SwitchboardError(
+      'rate_limited',
+      `more than ${rate} bytes per second (bursts up to ${burst}) on this connection; this frame of ${bytes} bytes was dropped unread; retry in ${retryMs} ms`,
+      { retryMs },
+    ));
+    if (now - b.refusalsSince > BAD_FRAME_WINDOW_MS) {
+      b.refusals = 0;
+      b.refusalsSince = now;
+    }
+    if (++b.refusals > OVER_BUDGET_LIMIT) client.socket.close(CLOSE.policy.code, 'too many frames over the byte budget');
+    return false;
   }
 
   /**
@@ -334,6 +405,7 @@ export class Edge {
         const a = this.writerOf(client, frame.sid);
         const command: InputCommand = { t: 'in', data: frame.data, c: client.id, e: this.options.nodeId };
         if (frame.n !== undefined) command.n = frame.n;
+        if (a.timesKeys && a.keyAt === 0) a.keyAt = performance.now();
         const admitting = this.access.admitInput(client.principal, frame.data.length);
         if (admitting === undefined) {
           this.control(client, a.sid, command);
@@ -470,6 +542,7 @@ export class Edge {
     const existing = client.attachments.get(sid);
     if (existing) this.detach(existing);
     const a = this.register(client, sid, 'writer', 0);
+    a.timesKeys = frame.spec.kind !== 'agent';
     this.send(client, { t: 'opened', ref: frame.ref, sid, node });
     this.begin(a);
   }
@@ -482,10 +555,12 @@ export class Edge {
   async place(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: Principal, ip: string): Promise<{ sid: SessionId; node: NodeId }> {
     this.checkSize(frame.spec.cols, frame.spec.rows);
     checkOpen(principal);
+    const started = performance.now();
     await this.access.admitOpen(principal);
     const placing = this.opens.tryRun(() => this.placeNow(frame, principal.name));
     if (placing) {
       const placed = await placing;
+      this.deps.metrics.open.observe((performance.now() - started) / 1000);
       this.access.audit('open', placed.sid, placed.epoch, principal, ip, { node: placed.node, kind: frame.spec.kind });
       return { sid: placed.sid, node: placed.node };
     }
@@ -572,6 +647,7 @@ export class Edge {
     const existing = client.attachments.get(frame.sid);
     if (existing) this.detach(existing);
     const a = this.register(client, frame.sid, frame.role, frame.from ?? (screen ? head : start), ended);
+    a.timesKeys = record.kind !== 'agent';
     this.send(client, { t: 'attached', ref: frame.ref, sid: frame.sid, head, node: record.node, cols: record.cols, rows: record.rows });
     this.access.audit('attach', frame.sid, record.epoch, client.principal, client.ip, { role: frame.role });
     if (!screen) {
@@ -608,6 +684,83 @@ export class Edge {
       a.next = start;
     }
     this.begin(a);
+  }
+
+  /**
+   * One page of archived output from `from`, cut at `to` (the log's start: the log has
+   * the rest). Empty when the archive has nothing there or cannot be read (a `gap` then).
+   */
+  private async readArchived(sid: SessionId, from: Offset, to: Offset): Promise<Array<{ off: Offset; data: Uint8Array }>> {
+    let chunks: Array<{ off: Offset; data: Uint8Array }>;
+    try {
+      chunks = await this.deps.store.readArchive(sid, from, Math.min(REPLAY_STEP_BYTES, to - from));
+    } catch (err) {
+      this.deps.logger.warn('archive read failed; sending a gap', { sid, err: String(err) });
+      return [];
+    }
+    const out: Array<{ off: Offset; data: Uint8Array }> = [];
+    for (const c of chunks) {
+      if (c.off >= to) break;
+      const end = c.off + c.data.length;
+      out.push(end > to ? { off: c.off, data: c.data.subarray(0, to - c.off) } : c);
+    }
+    return out;
+  }
+
+  /**
+   * Up to `maxBytes` of the session's output from `from` for `principal` (owner or admin;
+   * others: not_found), one contiguous run: the archive, then the Redis log from
+   * max(archived end, log start) on. `off` is where the run starts (past `from` when
+   * neither holds the bytes there); `head` is the end of all output so far.
+   */
+  async transcript(sid: SessionId, principal: Principal, from: Offset, maxBytes: number): Promise<{ off: Offset; head: Offset; chunks: Uint8Array[] }> {
+    const record = await this.record(sid);
+    checkShare(principal, record);
+    let bounds: { start: Offset; head: Offset } | null;
+    try {
+      bounds = await this.deps.log.bounds(sid);
+    } catch (err) {
+      throw this.unreachable('the replay log', err);
+    }
+    const archivedHead = await this.deps.store.archivedHead(sid);
+    const head = Math.max(bounds?.head ?? 0, archivedHead);
+    const logStart = bounds ? Math.max(bounds.start, 0) : head;
+    const chunks: Uint8Array[] = [];
+    let off = from;
+    let next = from;
+    let size = 0;
+    const take = (c: { off: Offset; data: Uint8Array }): boolean => {
+      if (c.off + c.data.length <= next) return true;
+      if (c.off > next) {
+        if (size > 0) return false; // a hole: this run ends here
+        off = next = c.off;
+      }
+      const data = c.data.subarray(next - c.off, Math.min(c.data.length, next - c.off + maxBytes - size));
+      chunks.push(data);
+      next += data.length;
+      size += data.length;
+      return size < maxBytes;
+    };
+    // The archive, page by page, below the log's start (the log has the rest).
+    while (next < logStart && size < maxBytes) {
+      const page = await this.deps.store.readArchive(sid, next, Math.min(REPLAY_STEP_BYTES, maxBytes - size));
+      const before = next;
+      for (const c of page) if (c.off >= logStart || !take(c)) break;
+      if (next === before) break;
+    }
+    if (size === 0 && next < logStart) off = next = logStart; // neither holds [from, logStart)
+    while (bounds && next < bounds.head && size < maxBytes && next >= logStart) {
+      const read = await this.deps.log.read(sid, next, Math.min(REPLAY_STEP_BYTES, maxBytes - size));
+      if (read.gap) {
+        // The log was trimmed since bounds(): the archive may hold what it dropped.
+        if (size === 0) for (const c of await this.readArchived(sid, next, read.gap.to)) if (!take(c)) break;
+        if (size > 0) break;
+      }
+      const before = next;
+      for (const c of read.chunks) if (!take(c)) break;
+      if (next === before) break;
+    }
+    return { off: size === 0 ? Math.min(Math.max(from, off), head) : off, head, chunks };
   }
 
   /** Every kept chunk from `from` to `head`, page by page (a log read is bounded). */
@@ -726,6 +879,7 @@ export class Edge {
     try {
       event = decodeMessage(payload) as ServerFrame;
     } catch {
+      this.deps.metrics.undecodable.inc();
       return;
     }
     if (event.t === 'out') {
@@ -764,6 +918,10 @@ export class Edge {
     a.client.socket.send(bytes);
     a.next = end;
     this.deps.metrics.bytesOut.inc(event.data.length);
+    if (a.keyAt !== 0) {
+      this.deps.metrics.observeKeystroke(performance.now() - a.keyAt);
+      a.keyAt = 0;
+    }
     this.afterSend(a);
   }
 
@@ -787,11 +945,21 @@ export class Edge {
         a.missedWhileReplaying = false;
         const read = await this.deps.log.read(sid, a.next, REPLAY_STEP_BYTES);
         if (a.state !== 'replaying') return;
+        let chunks = read.chunks;
         if (read.gap) {
-          this.send(a.client, { t: 'gap', sid, from: read.gap.from, to: read.gap.to });
-          a.next = read.gap.to;
+          // Older than the log: the archive may hold them. One page per turn (bounded
+          // work per attach); a `gap` only for what neither holds.
+          const archived = await this.readArchived(sid, a.next, read.gap.to);
+          if (a.state !== 'replaying') return;
+          const first = archived[0];
+          if (first === undefined || first.off > a.next) {
+            const to = first === undefined ? read.gap.to : first.off;
+            this.send(a.client, { t: 'gap', sid, from: a.next, to });
+            a.next = to;
+          }
+          if (archived.length > 0) chunks = archived;
         }
-        for (const chunk of read.chunks) {
+        for (const chunk of chunks) {
           if (chunk.off + chunk.data.length <= a.next) continue;
           const data = chunk.off < a.next ? chunk.data.subarray(a.next - chunk.off) : chunk.data;
           a.client.socket.send(encodeFrame({ t: 'out', sid, off: a.next, data }));
@@ -852,7 +1020,7 @@ export class Edge {
     }
     w.paused = paused;
     const message: WatchCommand = { t: 'watch', e: this.options.nodeId, writers, viewers, sizes, paused };
-    void this.deps.bus.publish(sessionControl(w.sid), encodeValue(message)).catch(() => {});
+    void this.deps.bus.publish(sessionControl(w.sid), encodeValue(message)).catch(this.dropped('watch update', { sid: w.sid }));
   }
 
   /** Tells every client to reconnect elsewhere, in paced batches (drain). */

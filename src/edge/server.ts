@@ -31,7 +31,7 @@ import { KeySetUnavailable, type JwtOptions } from '../auth/jwt.js';
 import { isLinkId, newLinkId } from '../auth/links.js';
 import { PrincipalLimits, type PrincipalLimitSettings } from '../auth/principal-limits.js';
 import { ANONYMOUS_ADMIN, checkAdmin, checkList, checkShare, type LinkScope, type Principal } from '../auth/principal.js';
-import type { SessionRecord, ShareLink } from '../store/store.js';
+import type { SessionCursor, SessionFilter, SessionRecord, ShareLink } from '../store/store.js';
 import type { Role } from '../protocol/frames.js';
 import { clientAddress, normalizeAddress, TrustedProxies } from './client-address.js';
 import type { ClientConn, SocketLike } from './client-conn.js';
@@ -39,6 +39,7 @@ import type { Edge } from './edge.js';
 import { Reply, readBody, requestInfo, type RequestInfo } from './http.js';
 import { LoginGuard, type LoginVia } from './login-guard.js';
 import { chooseVariant, notModified, StaticAssets } from './static-assets.js';
+import { clusterView, nodeView } from './cluster-view.js';
 
 const MAX_BODY = 64 * 1024;
 /**
@@ -57,6 +58,8 @@ const ASSET_TYPES = {
   'index.html': 'text/html; charset=utf-8',
   'terminal.js': 'text/javascript; charset=utf-8',
   'xterm.css': 'text/css; charset=utf-8',
+  'dashboard.html': 'text/html; charset=utf-8',
+  'dashboard.js': 'text/javascript; charset=utf-8',
 } as const;
 type AssetName = keyof typeof ASSET_TYPES;
 
@@ -100,6 +103,38 @@ export function securityOptions(config: Config): Pick<ServerOptions, 'trustedPro
     linkMaxTtlSeconds: config.linkMaxTtlSeconds,
     publicUrl: config.publicUrl,
   };
+}
+
+/** GET /v1/sessions: page size unless ?limit= says, and the most it may say. */
+const LIST_DEFAULT_LIMIT = 100;
+const LIST_MAX_LIMIT = 1000;
+/** Most bytes one GET /v1/sessions/:sid/transcript answers; ?from= continues. */
+export const TRANSCRIPT_PAGE_BYTES = 1024 * 1024;
+
+function queryInteger(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = query.get(name);
+  if (raw === null || raw === '') return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new SwitchboardError('bad_frame', `?${name}= must be a whole number ${min}-${max} (got ${JSON.stringify(raw)})`);
+  }
+  return Number(raw);
+}
+
+/** The listing cursor: opaque to clients (base64url of the last row's time and sid). */
+export function encodeCursor(c: SessionCursor): string {
+  return Buffer.from(JSON.stringify([c.createdAt, c.sid])).toString('base64url');
+}
+
+function decodeCursor(raw: string): SessionCursor {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') {
+      return { createdAt: v[0] as number, sid: v[1] as SessionId };
+    }
+  } catch {
+    // answered below
+  }
+  throw new SwitchboardError('bad_frame', '?after= is not a cursor this server returned as `next`');
 }
 
 /** Why a request was not let in: an HTTP status, a wire error code, and what to do. */
@@ -359,7 +394,9 @@ export class Server {
       const ip = this.clientAddress(res, req);
       this.page(reply, info, ip, req.getHeader('accept-encoding'), req.getHeader('if-none-match')).catch((err) => reply.error(err));
     }));
-    for (const name of ['terminal.js', 'xterm.css'] as const) {
+    // The operators' page (src/web/dashboard.ts): static; its data comes from /v1/cluster with the admin token.
+    this.app.get('/dashboard', route((reply, _info, _res, req) => this.asset(reply, 'dashboard.html', req.getHeader('accept-encoding'), req.getHeader('if-none-match'))));
+    for (const name of ['terminal.js', 'xterm.css', 'dashboard.js'] as const) {
       this.app.get(`/${name}`, route((reply, _info, _res, req) => this.asset(reply, name, req.getHeader('accept-encoding'), req.getHeader('if-none-match'))));
     }
     this.app.any('/*', route((reply, info) => {
@@ -388,7 +425,7 @@ export class Server {
   }
 
   private sendMetrics(reply: Reply): void {
-    reply.send(200, this.deps.metrics.render(this.options.nodeId), 'text/plain; version=0.0.4');
+    this.deps.metrics.render(this.options.nodeId).then((text) => reply.send(200, text, this.deps.metrics.contentType), (err: unknown) => reply.error(err));
   }
 
   /**
@@ -419,16 +456,43 @@ export class Server {
       case 'GET /v1/nodes': {
         checkAdmin(principal);
         const nodes = await this.deps.registry.list();
-        return reply.json(200, { nodes: nodes.map(({ capacity: _c, ...n }) => ({ ...n, startedAt: new Date(n.startedAt).toISOString(), lastSeen: new Date(n.lastSeen).toISOString() })) });
+        return reply.json(200, { nodes: nodes.map(nodeView) });
+      }
+      case 'GET /v1/cluster': {
+        checkAdmin(principal);
+        const { edge, registry, store } = this.deps;
+        return reply.json(200, await clusterView({ registry, store, outputBytes: (sids) => edge.outputBytes(sids) }));
       }
       case 'GET /v1/sessions': {
         checkList(principal);
-        const records = await this.deps.store.listSessions(principal.admin ? {} : { owner: principal.name });
+        const query = new URLSearchParams(info.query);
+        const limit = queryInteger(query, 'limit', LIST_DEFAULT_LIMIT, 1, LIST_MAX_LIMIT);
+        const after = query.get('after');
+        const filter: SessionFilter = principal.admin ? {} : { owner: principal.name };
+        filter.limit = limit + 1; // one more says whether there is a next page
+        if (after !== null && after !== '') filter.after = decodeCursor(after);
+        const records = await this.deps.store.listSessions(filter);
+        const page = records.slice(0, limit);
+        const last = page.at(-1);
         return reply.json(200, {
-          sessions: records.map((r) => ({
+          sessions: page.map((r) => ({
             sid: r.sid, kind: r.kind, owner: r.owner, node: r.node, status: r.status,
             createdAt: new Date(r.createdAt).toISOString(), lastActivity: new Date(r.lastActivity).toISOString(), clients: r.clients,
           })),
+          next: records.length > limit && last ? encodeCursor({ createdAt: last.createdAt, sid: last.sid }) : null,
+        });
+      }
+      case 'GET /v1/sessions/:id/transcript': {
+        const sid = sessionIdOf(parts[2]!);
+        const query = new URLSearchParams(info.query);
+        const from = queryInteger(query, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
+        const t = await this.deps.edge.transcript(sid, principal, from, TRANSCRIPT_PAGE_BYTES);
+        const size = t.chunks.reduce((n, c) => n + c.length, 0);
+        return reply.send(200, Buffer.concat(t.chunks, size), 'application/octet-stream', {
+          'Switchboard-Offset': String(t.off),
+          'Switchboard-Next': String(t.off + size),
+          'Switchboard-Head': String(t.head),
+          'Cache-Control': 'no-store',
         });
       }
       case 'POST /v1/sessions': {

@@ -25,9 +25,11 @@ import { decodeMessage, encodeValue } from '../protocol/codec.js';
 import { SwitchboardError, toSwitchboardError } from '../errors/errors.js';
 import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
-import type { ControlMessage, InputAck, OpenRequest } from '../node/messages.js';
+import type { ControlMessage, InputAck, InputRefused, OpenRequest } from '../node/messages.js';
 import { replyError, type Rpc } from '../node/rpc.js';
-import { HostedSession, type HostedSessionDeps } from './hosted-session.js';
+import type { Metrics } from '../node/metrics.js';
+import { HostedSession, MAX_QUEUED_INPUT_BYTES, type HostedSessionDeps } from './hosted-session.js';
+import { dropReporter, type DropReporter } from '../util/dropped.js';
 import { hasPtyRoom, ptyUsage } from '../backend/pty-capacity.js';
 
 export interface HostOptions {
@@ -35,6 +37,8 @@ export interface HostOptions {
   capacity: number;
   exitedRetentionMs: number;
   agentLimitRate: number;
+  /** A session with no attached client and no input this long is ended (SIGHUP); 0 or absent: never. */
+  idleTtlMs?: number;
 }
 
 export interface HostDeps {
@@ -48,6 +52,7 @@ export interface HostDeps {
   rpc: Rpc;
   logger: Logger;
   archive?: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
+  metrics?: Pick<Metrics, 'undecodable'>;
   /** The keeper holding this node's terminals (src/keeper), when terminals live there. */
   keeper?: KeptTerminals;
 }
@@ -73,26 +78,43 @@ const ACTIVITY_FLUSH_MS = 30_000;
 const EDGE_CHECK_MS = 2_000;
 /** Owner records read per round trip when verifying ownership. */
 const VERIFY_BATCH = 1_000;
+/** How long an idle session may ignore its SIGHUP before it gets SIGKILL. */
+const IDLE_KILL_GRACE_MS = 5_000;
+
+/** "idle for 24h" / "idle for 1500ms": the TTL as the operator wrote it, roughly. */
+function idleFor(ms: number): string {
+  const units: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'm'], [1000, 's']];
+  for (const [size, unit] of units) if (ms % size === 0) return `idle for ${ms / size}${unit}`;
+  return `idle for ${ms}ms`;
+}
 
 export class Host {
   private readonly sessions = new Map<SessionId, { session: HostedSession; unsubscribe: Unsubscribe }>();
   private watchTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
   private clientsTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** The idle reaper's clock per session: when it last saw a client attached (or the session first). */
+  private readonly idleSeen = new Map<SessionId, number>();
+  /** Sessions the idle reaper ended, with when it sent SIGHUP: their exit reason says why. */
+  private readonly idleEnded = new Map<SessionId, number>();
   private readonly dirtyActivity = new Set<SessionId>();
   private readonly dirtyClients = new Set<SessionId>();
   private readonly fenced = new Set<SessionId>();
   draining = false;
 
+  /** Writes given up on are logged (rate-limited), never dropped silently. */
+  private readonly dropped: DropReporter;
   /** One object for every session (per-session closures cost ~400 bytes each at 10K+). */
   private readonly sessionDeps: HostedSessionDeps;
 
   constructor(private readonly options: HostOptions, private readonly deps: HostDeps) {
+    this.dropped = dropReporter(deps.logger);
     this.sessionDeps = {
       log: deps.log,
       logger: deps.logger,
       ...(deps.archive ? { archive: deps.archive } : {}),
-      onExit: (s, exit) => void this.onExit(s, exit),
+      onExit: (s, exit) => void this.onExit(s, this.idleEnded.has(s.sid) ? { ...exit, reason: idleFor(this.options.idleTtlMs!) } : exit),
       onFenced: (s, handBack) => {
         this.forget(s, 'fenced');
         // The log could not go on here although no other node owns the session: the
@@ -114,6 +136,40 @@ export class Host {
     this.activityTimer.unref();
     this.clientsTimer = setInterval(() => void this.flushTouches(this.dirtyClients), CLIENTS_FLUSH_MS);
     this.clientsTimer.unref();
+    const ttl = this.options.idleTtlMs ?? 0;
+    if (ttl > 0) {
+      this.idleTimer = setInterval(() => this.reapIdle(ttl), Math.min(60_000, Math.max(50, Math.floor(ttl / 4))));
+      this.idleTimer.unref();
+    }
+  }
+
+  /**
+   * Ends sessions nobody watched or typed into for `ttl`: SIGHUP (as a closed terminal
+   * would), SIGKILL if that is ignored for IDLE_KILL_GRACE_MS; the exit says `idle for …`.
+   * Idle time is counted from the later of the last input and the last tick that saw a
+   * client attached (or the first tick that saw the session).
+   */
+  private reapIdle(ttl: number): void {
+    const now = Date.now();
+    for (const [sid, { session }] of this.sessions) {
+      if (session.state !== 'running') continue;
+      const hupAt = this.idleEnded.get(sid);
+      if (hupAt !== undefined) {
+        if (now - hupAt >= IDLE_KILL_GRACE_MS) session.backend.kill('SIGKILL');
+        continue;
+      }
+      const seen = this.idleSeen.get(sid);
+      if (seen === undefined || session.clients > 0) {
+        this.idleSeen.set(sid, now);
+        continue;
+      }
+      if (now - Math.max(seen, session.lastInput) < ttl) continue;
+      this.deps.logger.info('ending an idle session', { sid, idleMs: now - Math.max(seen, session.lastInput) });
+      this.idleEnded.set(sid, now);
+      session.backend.kill('SIGHUP');
+    }
+    for (const sid of this.idleSeen.keys()) if (!this.sessions.has(sid)) this.idleSeen.delete(sid);
+    for (const sid of this.idleEnded.keys()) if (!this.sessions.has(sid)) this.idleEnded.delete(sid);
   }
 
   get count(): number {
@@ -147,7 +203,7 @@ export class Host {
       const epoch = await this.open(request.sid, request.spec, request.owner);
       await this.deps.rpc.reply(request.e, { t: 'reply', rid: request.rid, ok: true, node: this.options.nodeId, epoch });
     } catch (err) {
-      await this.deps.rpc.reply(request.e, replyError(request.rid, toSwitchboardError(err))).catch(() => {});
+      await this.deps.rpc.reply(request.e, replyError(request.rid, toSwitchboardError(err))).catch(this.dropped('open reply', { sid: request.sid }));
     }
   }
 
@@ -182,13 +238,13 @@ export class Host {
     } catch (err) {
       if (recorded) {
         const reason = err instanceof Error ? err.message : String(err);
-        await this.deps.store.updateSession(sid, epoch, { status: 'exited', exitCode: 127, exitReason: reason }).catch(() => {});
+        await this.deps.store.updateSession(sid, epoch, { status: 'exited', exitCode: 127, exitReason: reason }).catch(this.dropped('recording a failed open', { sid }));
       }
       const entry = this.sessions.get(sid);
       if (entry) {
         entry.session.fence();
       }
-      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(this.dropped('owner record release', { sid }));
       throw err;
     }
     return epoch;
@@ -224,14 +280,23 @@ export class Host {
     try {
       message = decodeMessage(payload) as ControlMessage;
     } catch {
+      this.deps.metrics?.undecodable.inc();
       return;
     }
     switch (message.t) {
       case 'in': {
-        session.write(message.data);
+        if (!session.write(message.data)) {
+          const refused: InputRefused = {
+            t: 'refused', sid: session.sid, c: message.c, retryMs: 1000,
+            msg: `the program in session ${session.sid} is not reading its input: ${MAX_QUEUED_INPUT_BYTES / 1024} KiB wait for it already; these ${message.data.length} bytes were dropped. Retry once it reads (or interrupt it)`,
+          };
+          if (message.n !== undefined) refused.n = message.n;
+          void this.deps.bus.publish(nodeInbox(message.e), encodeValue(refused)).catch(() => {});
+          break;
+        }
         if (message.n !== undefined) {
           const ack: InputAck = { t: 'ack', sid: session.sid, c: message.c, n: message.n };
-          void this.deps.bus.publish(nodeInbox(message.e), encodeValue(ack)).catch(() => {});
+          void this.deps.bus.publish(nodeInbox(message.e), encodeValue(ack)).catch(this.dropped('input ack'));
         }
         break;
       }
@@ -247,7 +312,7 @@ export class Host {
       }
       case 'kill': {
         session.backend.kill(message.signal);
-        void this.deps.rpc.reply(message.e, { t: 'reply', rid: message.rid, ok: true, node: this.options.nodeId }).catch(() => {});
+        void this.deps.rpc.reply(message.e, { t: 'reply', rid: message.rid, ok: true, node: this.options.nodeId }).catch(this.dropped('kill reply', { sid: session.sid }));
         break;
       }
     }
@@ -255,8 +320,8 @@ export class Host {
 
   private async announceSize(session: HostedSession): Promise<void> {
     const { cols, rows } = session.size;
-    await session.announce({ t: 'resized', sid: session.sid, cols, rows }).catch(() => {});
-    await this.deps.store.updateSession(session.sid, session.epoch, { cols, rows }).catch(() => {});
+    await session.announce({ t: 'resized', sid: session.sid, cols, rows }).catch(this.dropped('resized announcement', { sid: session.sid }));
+    await this.deps.store.updateSession(session.sid, session.epoch, { cols, rows }).catch(this.dropped('recording a size', { sid: session.sid }));
   }
 
   private async onExit(session: HostedSession, exit: BackendExit): Promise<void> {
@@ -277,7 +342,7 @@ export class Host {
     } finally {
       this.forget(session, 'exited');
       session.backend.release?.();
-      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(this.dropped('owner record release', { sid }));
     }
   }
 
@@ -364,7 +429,7 @@ export class Host {
     if (epoch === null) return null;
     await this.deps.log.init(sid, head);
     if (!(await this.deps.store.updateSession(sid, epoch, { node: this.options.nodeId, status: 'running' }))) {
-      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(() => {});
+      await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(this.dropped('owner record release', { sid }));
       return null;
     }
     this.deps.logger.info('owner record reclaimed', { sid, epoch, head });
@@ -462,7 +527,7 @@ export class Host {
   }
 
   private async event(sid: SessionId, epoch: Epoch, type: string, detail: Record<string, unknown>): Promise<void> {
-    await this.deps.store.appendEvent({ sid, epoch, type, detail, at: Date.now() }).catch(() => {});
+    await this.deps.store.appendEvent({ sid, epoch, type, detail, at: Date.now() }).catch(this.dropped('session event', { sid, type }));
   }
 
   /**
@@ -592,7 +657,7 @@ export class Host {
         return;
       }
       session.fence();
-      await this.deps.leases.release(session.sid, this.options.nodeId, session.epoch).catch(() => {});
+      await this.deps.leases.release(session.sid, this.options.nodeId, session.epoch).catch(this.dropped('owner record release', { sid: session.sid }));
     }));
     if (handed > 0) this.deps.logger.info('terminals handed to the keeper', { terminals: handed });
   }
@@ -612,6 +677,7 @@ export class Host {
     clearInterval(this.watchTimer);
     clearInterval(this.activityTimer);
     clearInterval(this.clientsTimer);
+    clearInterval(this.idleTimer);
     for (const { session } of [...this.sessions.values()]) session.fence();
   }
 }

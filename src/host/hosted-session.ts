@@ -27,6 +27,8 @@ import { OutputPipeline, type Chunk, type OutputPipelineDeps } from './output-pi
 export const MAX_OUT_CHUNK = MAX_APPEND_BYTES;
 /** Output waiting for the log before the backend is paused (Redis slow or away). */
 const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
+/** Input waiting for a program that does not read it, per session, before input is refused. */
+export const MAX_QUEUED_INPUT_BYTES = 1024 * 1024;
 
 export type HostedState = 'running' | 'exited' | 'fenced' | 'handed';
 
@@ -55,6 +57,10 @@ export class HostedSession implements OutputPipelineDeps {
   state: HostedState = 'running';
   size: Size;
   lastActivity = Date.now();
+  /** When input last reached the backend (the idle reaper's clock, with attached clients). */
+  lastInput = Date.now();
+  /** Input refused because too much already waited for the program (MAX_QUEUED_INPUT_BYTES). */
+  inputDroppedBytes = 0;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
@@ -209,7 +215,10 @@ export class HostedSession implements OutputPipelineDeps {
   }
 
   onReclaimed(epoch: Epoch): void {
-    void this.announce({ t: 'owner', sid: this.sid, node: this.deps.nodeId, epoch }).catch(() => {});
+    void this.announce({ t: 'owner', sid: this.sid, node: this.deps.nodeId, epoch }).catch((err) => {
+      // Clients learn the new epoch from the next output anyway; say why they missed this.
+      this.deps.logger.warn('owner announcement after a reclaim failed', { sid: this.sid, err: String(err) });
+    });
   }
 
   onHolding(why: string): void {
@@ -234,10 +243,21 @@ export class HostedSession implements OutputPipelineDeps {
     }
   }
 
-  write(data: Uint8Array): void {
-    if (this.state !== 'running') return;
-    this.lastActivity = Date.now();
+  /**
+   * Hands input to the backend; false when it was dropped because more than
+   * MAX_QUEUED_INPUT_BYTES already wait for a program that is not reading them (the
+   * caller tells the client). Ignored (true) once the session ended.
+   */
+  write(data: Uint8Array): boolean {
+    if (this.state !== 'running') return true;
+    const queued = this.backend.inputQueued?.() ?? 0;
+    if (queued > 0 && queued + data.length > MAX_QUEUED_INPUT_BYTES) {
+      this.inputDroppedBytes += data.length;
+      return false;
+    }
+    this.lastActivity = this.lastInput = Date.now();
     this.backend.write(data);
+    return true;
   }
 
   /** A writer asked for a size: returns the new effective size if it changed. */

@@ -8,12 +8,18 @@
  *   client ──▶ HAProxy :H ──rr──▶ node-1 :P1 ─┐
  *                          └────▶ node-2 :P2 ─┼──▶ redis :R, postgres :Q
  *                                   …         ┘
+ *
+ * Nothing is left behind: every binary is found before anything starts (a missing one
+ * is a clear error, not a crash half-way), each part is registered for stopping the
+ * moment it runs, any failure stops what did start, and a process that dies anyway
+ * (an uncaught error) takes its children, its PostgreSQL (a daemon, not a child) and
+ * its temp dir with it.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile, chown, chmod } from 'node:fs/promises';
+import { accessSync, constants as fsConstants, existsSync, rmSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile, chown, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -38,10 +44,84 @@ function findRepoRoot(): string {
 
 export const REPO_ROOT = findRepoRoot();
 export const MAIN_JS = join(REPO_ROOT, 'dist', 'cli', 'main.js');
-const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
-const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
-const HAPROXY = process.env.HAPROXY ?? '/usr/sbin/haproxy';
 const READY_DEADLINE_MS = 30_000;
+/** Where Debian puts PostgreSQL 15's server programs (not on PATH). */
+const DEFAULT_PG_BIN = '/usr/lib/postgresql/15/bin';
+/** Searched after PATH: a user's PATH often lacks the sbin directories haproxy lives in. */
+const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+function isExecutableFile(file: string): boolean {
+  try {
+    accessSync(file, fsConstants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * An executable by name: a path as given (absolute or with a slash), else the first
+ * match on PATH, then in the sbin directories. Undefined when there is none.
+ */
+export function findBinary(name: string, path = process.env.PATH ?? '', extraDirs: readonly string[] = SBIN_DIRS): string | undefined {
+  if (name.includes('/')) return isExecutableFile(name) ? name : undefined;
+  for (const dir of [...path.split(delimiter).filter((d) => isAbsolute(d)), ...extraDirs]) {
+    const file = join(dir, name);
+    if (isExecutableFile(file)) return file;
+  }
+  return undefined;
+}
+
+/** The programs a cluster of these options runs, resolved; ready to spawn. */
+export interface ClusterBinaries {
+  redisServer?: string;
+  /** initdb and pg_ctl. */
+  initdb?: string;
+  pgCtl?: string;
+  /** PostgreSQL refuses to run as root: as root, its programs run through runuser. */
+  runuser?: string;
+  haproxy?: string;
+}
+
+/**
+ * Finds every program the cluster needs before anything starts, so a missing one
+ * stops nothing half-started. Overrides: REDIS_SERVER, PG_BIN (a directory), HAPROXY.
+ * Throws one error naming everything missing, with the fix for each.
+ */
+export function resolveBinaries(options: Pick<LocalClusterOptions, 'redis' | 'postgres' | 'haproxy'>, env: NodeJS.ProcessEnv = process.env): ClusterBinaries {
+  const found: ClusterBinaries = {};
+  const missing: string[] = [];
+  const path = env.PATH ?? '';
+  if (options.redis) {
+    const want = env.REDIS_SERVER ?? 'redis-server';
+    found.redisServer = findBinary(want, path);
+    if (!found.redisServer) missing.push(`redis-server (${want}): install the Debian package redis-server, or set REDIS_SERVER to its path`);
+  }
+  if (options.postgres) {
+    const dir = env.PG_BIN ?? DEFAULT_PG_BIN;
+    found.initdb = findBinary(join(dir, 'initdb'), path);
+    found.pgCtl = findBinary(join(dir, 'pg_ctl'), path);
+    if (!found.initdb || !found.pgCtl) missing.push(`PostgreSQL 15 (initdb and pg_ctl in ${dir}): install the Debian package postgresql, set PG_BIN to the directory holding them, or pass --no-postgres`);
+    if (process.getuid?.() === 0) {
+      found.runuser = findBinary('runuser', path);
+      if (!found.runuser) missing.push('runuser (PostgreSQL refuses to run as root; it runs as the postgres user through runuser): install util-linux, or run as another user');
+    }
+  }
+  if (options.haproxy) {
+    const want = env.HAPROXY ?? 'haproxy';
+    found.haproxy = findBinary(want, path);
+    if (!found.haproxy) missing.push(`haproxy (${want}): install the Debian package haproxy, set HAPROXY to its path, or pass --no-haproxy`);
+  }
+  if (missing.length > 0) throw new MissingBinaryError(missing);
+  return found;
+}
+
+export class MissingBinaryError extends Error {
+  constructor(readonly missing: string[]) {
+    super(`cannot start the cluster; nothing was started. Missing:\n${missing.map((m) => `  - ${m}`).join('\n')}`);
+    this.name = 'MissingBinaryError';
+  }
+}
 
 export type ClusterRole = 'edge' | 'host' | 'both';
 
@@ -64,6 +144,8 @@ export interface LocalClusterOptions {
   idPrefix?: string;
   /** Called with every line a node writes to stderr (JSON logs), for debugging. */
   onLog?: (nodeId: string, line: string) => void;
+  /** Aborts the start (Ctrl-C): what started is stopped, and the start rejects. */
+  signal?: AbortSignal;
 }
 
 export interface ClusterNode {
@@ -99,16 +181,51 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-// Children still running when this process exits (a crash, Ctrl-C) die with it.
+// Children still running when this process exits (a crash, Ctrl-C) die with it, and
+// so do PostgreSQL postmasters (daemons: not our children) and temp dirs. Only
+// synchronous work is possible in an exit handler.
 const live = new Set<ChildProcess>();
+const postmasters = new Set<number>();
+const tempDirs = new Set<string>();
 process.on('exit', () => {
   for (const child of live) if (!hasExited(child)) child.kill('SIGKILL');
+  for (const pid of postmasters) {
+    try {
+      process.kill(pid, 'SIGQUIT'); // PostgreSQL's immediate shutdown: its backends go too
+    } catch {
+      // gone already
+    }
+  }
+  for (const dir of tempDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a postmaster may still be writing into it; nothing more to do at exit
+    }
+  }
 });
 
-function track(child: ChildProcess): ChildProcess {
-  live.add(child);
-  child.on('exit', () => live.delete(child));
-  return child;
+/**
+ * Tracks a child and handles its spawn error: without a listener, an 'error' event
+ * (ENOENT, EACCES) is thrown as an uncaught exception and ends the process half-way.
+ * The error is kept on the child for the readiness checks to report.
+ */
+function track(child: ChildProcess): ChildProcess & { spawnError?: Error } {
+  const c = child as ChildProcess & { spawnError?: Error };
+  live.add(c);
+  c.on('exit', () => live.delete(c));
+  c.on('error', (err) => {
+    c.spawnError = err;
+    live.delete(c);
+  });
+  return c;
+}
+
+/** Why a child we started is not running, or undefined while it runs. */
+function deathOf(child: ChildProcess & { spawnError?: Error }): string | undefined {
+  if (child.spawnError) return `could not start: ${child.spawnError.message}`;
+  if (hasExited(child)) return `exited with ${child.exitCode ?? child.signalCode}`;
+  return undefined;
 }
 
 interface Stoppable {
@@ -116,34 +233,39 @@ interface Stoppable {
 }
 
 /** A private redis-server on a free port, its files in `dir`. */
-export async function startRedis(dir: string): Promise<{ url: string; pid: number } & Stoppable> {
+export async function startRedis(dir: string, redisServer = resolveBinaries({ redis: true, postgres: false, haproxy: false }).redisServer!): Promise<{ url: string; pid: number } & Stoppable> {
   const port = await freePort();
-  const child = track(spawn(REDIS_SERVER, [
+  const child = track(spawn(redisServer, [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', dir, '--maxclients', '10000', '--protected-mode', 'no',
   ], { stdio: 'ignore' }));
-  await until(async () => {
-    if (hasExited(child)) throw new Error(`redis-server exited with ${child.exitCode}`);
-    return (await rawCommand(port, 'PING')) === '+PONG\r\n';
-  }, `redis-server on port ${port}`);
-  return { url: `redis://127.0.0.1:${port}`, pid: child.pid!, stop: () => stopChild(child) };
+  const stop = (): Promise<void> => stopChild(child);
+  try {
+    await until(async () => {
+      const death = deathOf(child);
+      if (death) throw new Error(`redis-server ${death}`);
+      return (await rawCommand(port, 'PING')) === '+PONG\r\n';
+    }, `redis-server on port ${port}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid!, stop };
 }
 
 /**
  * PostgreSQL refuses to run as root: initdb and pg_ctl run as the `postgres` user on a
  * directory it owns (when we are root; as any other user, as ourselves).
  */
-async function startPostgres(dir: string): Promise<{ url: string; pid: number } & Stoppable> {
+async function startPostgres(dir: string, bins: ClusterBinaries): Promise<{ url: string; pid: number } & Stoppable> {
   const port = await freePort();
   const pgDir = join(dir, 'pg');
   const data = join(pgDir, 'data');
   const asRoot = process.getuid?.() === 0;
-  const cmd = async (bin: string, args: string[]): Promise<void> => {
-    const file = join(PG_BIN, bin);
-    if (asRoot) await run('runuser', ['-u', 'postgres', '--', file, ...args], { cwd: '/' });
+  const cmd = async (file: string, args: string[]): Promise<void> => {
+    if (asRoot) await run(bins.runuser!, ['-u', 'postgres', '--', file, ...args], { cwd: '/' });
     else await run(file, args, { cwd: '/' });
   };
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(pgDir);
   if (asRoot) {
     // The temp dir itself is 0700 root: let postgres traverse it.
@@ -151,18 +273,24 @@ async function startPostgres(dir: string): Promise<{ url: string; pid: number } 
     const { uid, gid } = await postgresIds();
     await chown(pgDir, uid, gid);
   }
-  await cmd('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
+  await cmd(bins.initdb!, ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   const opts = `-p ${port} -k ${pgDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
-  await cmd('pg_ctl', ['-D', data, '-o', opts, '-l', join(pgDir, 'log'), '-w', '-t', '30', 'start']);
-  // The postmaster's pid is the first line of its pid file; its backends are its children.
-  const pid = Number((await readFile(join(data, 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    pid,
-    stop: async () => {
-      await cmd('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
-    },
+  let pid: number | undefined;
+  const stop = async (): Promise<void> => {
+    await cmd(bins.pgCtl!, ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
+    if (pid !== undefined) postmasters.delete(pid);
   };
+  try {
+    await cmd(bins.pgCtl!, ['-D', data, '-o', opts, '-l', join(pgDir, 'log'), '-w', '-t', '30', 'start']);
+    // The postmaster's pid is the first line of its pid file; its backends are its children.
+    pid = Number((await readFile(join(data, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    postmasters.add(pid);
+  } catch (err) {
+    // pg_ctl may give up waiting while the server still comes up: stop it either way.
+    await stop();
+    throw err;
+  }
+  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, pid, stop };
 }
 
 async function postgresIds(): Promise<{ uid: number; gid: number }> {
@@ -203,21 +331,28 @@ ${nodes.map((n) => `  server ${n.id} 127.0.0.1:${n.port} check inter 1s fall 2 r
 `;
 }
 
-async function startHaproxy(dir: string, nodes: ClusterNode[]): Promise<{ url: string } & Stoppable> {
+async function startHaproxy(dir: string, nodes: ClusterNode[], haproxy: string): Promise<{ url: string } & Stoppable> {
   const port = await freePort();
   const file = join(dir, 'haproxy.cfg');
   await writeFile(file, haproxyConfig(port, nodes));
   let stderr = '';
-  const child = track(spawn(HAPROXY, ['-f', file, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] }));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+  const child = track(spawn(haproxy, ['-f', file, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
     stderr = (stderr + d).slice(-4000);
   });
   const url = `http://127.0.0.1:${port}`;
-  await until(async () => {
-    if (hasExited(child)) throw new Error(`haproxy exited: ${stderr}`);
-    return (await httpStatus(`${url}/readyz`)) === 200;
-  }, `haproxy on port ${port}`);
-  return { url, stop: () => stopChild(child) };
+  const stop = (): Promise<void> => stopChild(child);
+  try {
+    await until(async () => {
+      const death = deathOf(child);
+      if (death) throw new Error(`haproxy (${haproxy}) ${death}${stderr ? `: ${stderr.trim()}` : ''}`);
+      return (await httpStatus(`${url}/readyz`)) === 200;
+    }, `haproxy on port ${port}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, stop };
 }
 
 export interface SpawnNodeOptions {
@@ -247,7 +382,7 @@ export async function spawnNode(options: SpawnNodeOptions): Promise<ClusterNode>
     stdio: ['ignore', 'ignore', 'pipe'],
   }));
   const logs: string[] = [];
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
     for (const line of d.split('\n').filter(Boolean)) {
       logs.push(line);
       if (logs.length > 50) logs.shift();
@@ -257,7 +392,8 @@ export async function spawnNode(options: SpawnNodeOptions): Promise<ClusterNode>
   const http = `http://127.0.0.1:${port}`;
   try {
     await until(async () => {
-      if (hasExited(proc)) throw new Error(`exited with ${proc.exitCode ?? proc.signalCode}`);
+      const death = deathOf(proc);
+      if (death) throw new Error(death);
       return (await httpStatus(`${http}/readyz`)) === 200;
     }, `node ${options.id} /readyz`, READY_DEADLINE_MS);
   } catch (err) {
@@ -270,25 +406,39 @@ export async function spawnNode(options: SpawnNodeOptions): Promise<ClusterNode>
 export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
   if (options.nodes < 1) throw new Error('a cluster needs at least one node');
   if (options.nodes > 1 && !options.redis) throw new Error('several nodes need Redis (redis: true) to be one cluster');
+  const bins = resolveBinaries(options);
   const token = options.token ?? randomBytes(18).toString('base64url');
   const dir = await mkdtemp(join(tmpdir(), 'sb-cluster-'));
+  tempDirs.add(dir);
   const stops: Array<() => Promise<void>> = [];
   const nodes: ClusterNode[] = [];
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await Promise.all(nodes.map((n) => stopChild(n.proc, 'SIGINT', 3_000)));
+    await Promise.all(nodes.filter(Boolean).map((n) => stopChild(n.proc, 'SIGINT', 3_000)));
     for (const s of stops.reverse()) await s().catch(() => {});
     await rm(dir, { recursive: true, force: true });
+    tempDirs.delete(dir);
+  };
+  /** Starts a part and registers its stop the moment it runs, whatever fails next. */
+  const started = async <T extends Stoppable>(part: Promise<T>): Promise<T> => {
+    const p = await part;
+    stops.push(p.stop);
+    return p;
   };
   try {
-    const [redis, postgres] = await Promise.all([
-      options.redis ? startRedis(dir) : undefined,
-      options.postgres ? startPostgres(dir) : undefined,
+    // Both start together; if one fails, the other is still registered once it is up
+    // (allSettled), so the catch below stops it.
+    const [redisResult, postgresResult] = await Promise.allSettled([
+      options.redis ? started(startRedis(dir, bins.redisServer)) : undefined,
+      options.postgres ? started(startPostgres(dir, bins)) : undefined,
     ]);
-    if (redis) stops.push(redis.stop);
-    if (postgres) stops.push(postgres.stop);
+    if (redisResult.status === 'rejected') throw redisResult.reason;
+    if (postgresResult.status === 'rejected') throw postgresResult.reason;
+    options.signal?.throwIfAborted();
+    const redis = redisResult.value;
+    const postgres = postgresResult.value;
     const env: Record<string, string> = { ...options.env };
     if (redis) env.SWITCHBOARD_REDIS_URL = redis.url;
     if (postgres) env.SWITCHBOARD_DATABASE_URL = postgres.url;
@@ -296,6 +446,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     // Hosts first, so an edge's first placement finds a live host in the registry.
     const order = [...Array(options.nodes).keys()].sort((a, b) => rank(options.roles?.[a]) - rank(options.roles?.[b]));
     for (const i of order) {
+      options.signal?.throwIfAborted();
       nodes[i] = await spawnNode({
         id: `${prefix}-${i + 1}`, role: options.roles?.[i] ?? 'both', token, env,
         ...(options.flags ? { flags: options.flags } : {}),
@@ -304,8 +455,9 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       });
     }
     let haproxyUrl: string | undefined;
+    options.signal?.throwIfAborted();
     if (options.haproxy) {
-      const ha = await startHaproxy(dir, nodes);
+      const ha = await startHaproxy(dir, nodes, bins.haproxy!);
       stops.unshift(ha.stop);
       haproxyUrl = ha.url;
     }

@@ -4,7 +4,7 @@
  *
  *   edge ──sessionControl(sid)──▶ owner host      in · resize · watch · kill
  *   edge ──nodeInbox(host)──────▶ host            open
- *   host ──nodeInbox(edge)──────▶ edge            ack (input counter) · reply
+ *   host ──nodeInbox(edge)──────▶ edge            ack (input counter) · refused (input dropped) · reply
  *   host ──sessionEvents(sid)───▶ every edge      out · resized · owner · exit (client frames)
  */
 import type { OpenSpec } from '../protocol/frames.js';
@@ -33,6 +33,11 @@ export type ControlMessage = InputCommand | ResizeCommand | WatchCommand | KillC
 
 export interface OpenRequest { t: 'open'; rid: number; e: NodeId; sid: SessionId; spec: OpenSpec; owner: string }
 export interface InputAck { t: 'ack'; sid: SessionId; c: ClientId; n: number }
+/**
+ * Input of client `c` the host dropped: its program is not reading and the bound of
+ * input waiting for it is reached. The edge answers the client `error rate_limited`.
+ */
+export interface InputRefused { t: 'refused'; sid: SessionId; c: ClientId; n?: number; msg: string; retryMs: number }
 export interface Reply {
   t: 'reply';
   rid: number;
@@ -42,5 +47,5 @@ export interface Reply {
   code?: WireErrorCode;
   msg?: string;
 }
-export type InboxMessage = OpenRequest | InputAck | Reply;
+export type InboxMessage = OpenRequest | InputAck | InputRefused | Reply;
 

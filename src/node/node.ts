@@ -22,14 +22,18 @@ import { ptyUsage } from '../backend/pty-capacity.js';
 import type { NodeInfo } from '../registry/registry.js';
 import type { NodeId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
+import { Retention } from '../store/retention.js';
 import type { InboxMessage } from './messages.js';
 import { Metrics } from './metrics.js';
+import { instrumentHost, instrumentNode, instrumentSeams } from './instrument.js';
 import { Rpc } from './rpc.js';
 import type { Seams } from './wiring.js';
 
 /** Heartbeats per node lease TTL: a stall shorter than 5/6 of the TTL loses nothing. */
 const HEARTBEATS_PER_TTL = 6;
 const RECONCILE_MS = 200;
+/** Read once: os.cpus() parses /proc each call, and heartbeats run six times per TTL. */
+const CORES = Math.max(1, cpus().length);
 const BYE_BATCH = 200;
 const BYE_PAUSE_MS = 50;
 const BYE_RETRY_MS = 250;
@@ -53,6 +57,7 @@ export class SwitchboardNode {
   private readonly startedAt = Date.now();
   private cpuMark = { usage: process.cpuUsage(), at: process.hrtime.bigint() };
   private stopping: Promise<void> | undefined;
+  private readonly retention: Retention;
   /** The last heartbeat reached the registry. */
   private registered = false;
   /** When the last heartbeat that landed was sent: the node lease runs TTL from there. */
@@ -61,7 +66,10 @@ export class SwitchboardNode {
   private address = '';
 
   constructor(readonly config: Config, readonly seams: Seams, private readonly logger: Logger, backends: BackendFactory = defaultBackends) {
+    this.seams = seams = instrumentSeams(seams, this.metrics, config.nodeId);
+    instrumentNode(this.metrics, this);
     this.rpc = new Rpc(seams.bus, config.nodeId);
+    this.retention = new Retention(seams.store, config.retentionMs, logger.child('retention'));
     const isHost = config.role !== 'edge';
     // Every node terminates clients (a host-only node is simply not in front of a load
     // balancer); only host-capable nodes run sessions.
@@ -71,6 +79,8 @@ export class SwitchboardNode {
       lowWatermark: config.lowWatermark,
       lagLimit: Math.max(config.replayBytes, config.highWatermark * 2),
       frameRate: config.frameRate,
+      connectionBytesRate: config.connectionBytesRate,
+      connectionBytesBurst: config.connectionBytesBurst,
       limits: edgeLimits(config),
     }, { bus: seams.bus, log: seams.log, store: seams.store, registry: seams.registry, rpc: this.rpc, logger: logger.child('edge'), metrics: this.metrics });
     if (isHost) {
@@ -94,16 +104,17 @@ export class SwitchboardNode {
         capacity: config.capacity,
         exitedRetentionMs: config.exitedRetentionMs,
         agentLimitRate: config.agentLimitRate,
+        idleTtlMs: config.idleTtlMs,
       }, {
         bus: seams.bus, log: seams.log, leases: seams.leases, registry: seams.registry, store: seams.store, limiter: seams.limiter,
-        backends: keeper?.backends ?? backends, rpc: this.rpc, logger: logger.child('host'),
+        backends: keeper?.backends ?? backends, rpc: this.rpc, logger: logger.child('host'), metrics: this.metrics,
         ...(seams.archive ? { archive: seams.archive } : {}),
         ...(keeper ? { keeper } : {}),
       });
       this.reconciler = new Reconciler(config.nodeId, RECONCILE_MS, {
         host: this.host, store: seams.store, leases: seams.leases, registry: seams.registry, logger: logger.child('reconcile'),
       }, config.keeperGraceMs);
-      this.metrics.register('switchboard_host_sessions', 'Sessions this node runs', 'gauge', () => this.host!.count);
+      instrumentHost(this.metrics, this.host, config.capacity);
       if (this.keeperLink) {
         const link = this.keeperLink;
         this.metrics.register('switchboard_keeper_up', 'Whether the terminal keeper answers (1) or not (0)', 'gauge', () => (link.state === 'up' ? 1 : 0));
@@ -150,6 +161,7 @@ export class SwitchboardNode {
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(50, Math.floor(this.config.leaseTtlMs / HEARTBEATS_PER_TTL)));
     this.heartbeatTimer.unref();
     this.reconciler?.start();
+    this.retention.start();
     this.state = 'serving';
     this.logger.info('serving', { node: this.config.nodeId, port, role: this.config.role });
     return port;
@@ -160,6 +172,7 @@ export class SwitchboardNode {
     try {
       message = decodeMessage(payload) as InboxMessage | { t: 'drain' };
     } catch {
+      this.metrics.undecodable.inc();
       return;
     }
     switch (message.t) {
@@ -168,6 +181,9 @@ export class SwitchboardNode {
         break;
       case 'ack':
         this.edge.inputAck(message.c, message.sid, message.n);
+        break;
+      case 'refused':
+        this.edge.inputRefused(message.c, message.sid, message.msg, message.retryMs);
         break;
       case 'reply':
         this.rpc.settle(message);
@@ -200,12 +216,13 @@ export class SwitchboardNode {
     const usage = process.cpuUsage(this.cpuMark.usage);
     const elapsedUs = Number(now - this.cpuMark.at) / 1000;
     this.cpuMark = { usage: process.cpuUsage(), at: now };
-    this.lastCpu = elapsedUs > 0 ? Math.round(((usage.user + usage.system) / elapsedUs / Math.max(1, cpus().length)) * 1000) / 1000 : 0;
+    this.lastCpu = elapsedUs > 0 ? Math.round(((usage.user + usage.system) / elapsedUs / CORES) * 1000) / 1000 : 0;
     const sentAt = Date.now();
     try {
       // The heartbeat is this node's lease: other nodes take its sessions over once it
       // has not been renewed for a whole TTL.
       await this.seams.registry.heartbeat(this.nodeInfo(), this.config.leaseTtlMs);
+      this.metrics.heartbeat.observe((Date.now() - sentAt) / 1000);
       this.registered = true;
       if (sentAt - this.leaseRenewedAt > this.config.leaseTtlMs && this.leaseRenewedAt > 0) {
         // Our lease lapsed (a stalled loop, a partition): others may have taken sessions over.
@@ -232,6 +249,7 @@ export class SwitchboardNode {
       lastSeen: Date.now(),
       rss: process.memoryUsage.rss(),
       cpu: this.lastCpu,
+      keystrokeP99Ms: this.metrics.keystrokeP99Ms(),
       ...(this.host ? this.terminalHealth() : {}),
     };
   }
@@ -287,6 +305,7 @@ export class SwitchboardNode {
     this.state = 'stopped';
     clearInterval(this.heartbeatTimer);
     this.reconciler?.stop();
+    this.retention.stop();
     this.server.stopListening();
     await this.host?.stopAll(Math.min(graceMs, 2_000));
     this.server.closeAll();

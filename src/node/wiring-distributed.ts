@@ -44,6 +44,7 @@ export async function distributedSeams(config: Config, logger: Logger): Promise<
 
   let store: Store;
   let archive: Seams['archive'];
+  let stats: Seams['stats'];
   if (config.databaseUrl !== undefined) {
     const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.databasePoolSize, connectionTimeoutMillis: 5_000,
       // A partition must fail queries, not hang them, so health and readiness can change.
@@ -52,6 +53,7 @@ export async function distributedSeams(config: Config, logger: Logger): Promise<
     const pgSeams = await postgresStore(pool, logger, config.archiveIntervalMs);
     store = pgSeams.store;
     archive = pgSeams.archive;
+    stats = () => ({ pool: { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }, archive: pgSeams.archiveStats() });
     closers.push(pgSeams.close);
     logger.info('store: postgresql', { url: redact(config.databaseUrl), pool: config.databasePoolSize });
   } else {
@@ -66,6 +68,7 @@ export async function distributedSeams(config: Config, logger: Logger): Promise<
     return {
       bus, leases, log, store, registry: new MemoryRegistry(), limiter: new MemoryLimiter(),
       ...(archive ? { archive } : {}),
+      ...(stats ? { stats } : {}),
       health: () => [],
       close: async () => {
         await bus.close();
@@ -102,6 +105,7 @@ export async function distributedSeams(config: Config, logger: Logger): Promise<
   return {
     bus, log, leases, registry, store, limiter,
     ...(archive ? { archive } : {}),
+    ...(stats ? { stats } : {}),
     health: () => health.map((h) => h()).filter((r): r is string => r !== undefined),
     close: async () => {
       await bus.close();

@@ -11,6 +11,8 @@ export async function postgresStore(pool: Pool, logger: Logger, archiveIntervalM
   store: Store;
   archive: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
   close: () => Promise<void>;
+  /** The archive's backlog and what it gave up on (metrics). */
+  archiveStats: () => { droppedBytes: number; pendingBytes: number };
 }> {
   let applied: string[];
   try {
@@ -35,6 +37,10 @@ export async function postgresStore(pool: Pool, logger: Logger, archiveIntervalM
   return {
     store,
     archive: (sid, epoch, off, data) => writer.push(sid, epoch, off, data),
+    archiveStats: () => {
+      const { droppedBytes, pendingBytes } = writer.stats();
+      return { droppedBytes, pendingBytes };
+    },
     close: async () => {
       await writer.close();
       await store.close();

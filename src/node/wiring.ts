@@ -29,7 +29,16 @@ export interface Seams {
   archive?: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
   /** Extra readiness checks and metrics of the chosen implementations. */
   health(): string[];
+  /** State the implementations keep that metrics read at scrape time (instrument.ts). */
+  stats?(): SeamStats;
   close(): Promise<void>;
+}
+
+export interface SeamStats {
+  /** The PostgreSQL pool (absent without PostgreSQL). */
+  pool?: { total: number; idle: number; waiting: number };
+  /** The write-behind output archive (absent without PostgreSQL). */
+  archive?: { droppedBytes: number; pendingBytes: number };
 }
 
 export function memorySeams(config: Pick<Config, 'replayBytes'>): Seams {

@@ -24,6 +24,11 @@ export interface NodeInfo {
   rss: number;
   /** CPU use since the previous heartbeat, 0-1 per core summed. */
   cpu: number;
+  /**
+   * p99 of the keystroke round trips this node's clients saw over the last minute (the
+   * 2048 most recent at most), ms; null without keystrokes. Absent from older nodes.
+   */
+  keystrokeP99Ms?: number | null;
   /** Its terminal keeper (src/keeper): absent on older nodes and edges. */
   keeper?: 'up' | 'down' | 'off';
   /** How long others wait for it to come back to its keeper before taking its terminals. */

@@ -56,10 +56,26 @@ export class MemoryStore implements Store {
       if (filter.node !== undefined && r.node !== filter.node) continue;
       if (filter.notNodes !== undefined && filter.notNodes.includes(r.node)) continue;
       if (filter.status !== undefined && !filter.status.includes(r.status)) continue;
+      const after = filter.after;
+      if (after !== undefined && !(r.createdAt < after.createdAt || (r.createdAt === after.createdAt && r.sid > after.sid))) continue;
       out.push({ ...r });
     }
-    out.sort((a, b) => b.createdAt - a.createdAt);
+    out.sort((a, b) => b.createdAt - a.createdAt || (a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : 0));
     return filter.limit !== undefined ? out.slice(0, filter.limit) : out;
+  }
+
+  async deleteEnded(before: number, limit: number): Promise<number> {
+    let n = 0;
+    for (const r of [...this.sessions.values()]) {
+      if (n >= limit) break;
+      if ((r.status !== 'exited' && r.status !== 'lost') || r.lastActivity >= before) continue;
+      this.sessions.delete(r.sid);
+      this.events.delete(r.sid);
+      this.archives.delete(r.sid);
+      for (const [id, l] of this.links) if (l.sid === r.sid) this.links.delete(id);
+      n++;
+    }
+    return n;
   }
 
   async appendEvent(event: SessionEvent): Promise<void> {

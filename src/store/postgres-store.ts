@@ -224,6 +224,11 @@ export class PostgresStore implements Store, ArchiveSink {
       values.push(filter.status);
       where.push(`status = ANY($${values.length}::text[])`);
     }
+    if (filter.after !== undefined) {
+      values.push(new Date(filter.after.createdAt), filter.after.sid);
+      const c = `$${values.length - 1}::timestamptz`;
+      where.push(`(created_at < ${c} OR (created_at = ${c} AND sid > $${values.length}))`);
+    }
     let limit = '';
     if (filter.limit !== undefined) {
       values.push(filter.limit);
@@ -390,6 +395,24 @@ export class PostgresStore implements Store, ArchiveSink {
     const { rows } = await this.query<{ end: string }>(
       'SELECT off + octet_length(data) AS end FROM session_output WHERE sid = $1 ORDER BY off DESC LIMIT 1', [sid]);
     return rows.length === 0 ? 0 : Number(rows[0]!.end);
+  }
+
+  async deleteEnded(before: number, limit: number): Promise<number> {
+    // One statement: pick the victims (SKIP LOCKED: nodes running this together take
+    // different rows), then their archive, events and links, then the rows themselves.
+    const { rows } = await this.query<{ n: string }>(
+      `WITH victims AS (
+         SELECT sid FROM sessions
+         WHERE status IN ('exited', 'lost') AND last_activity < $1
+         ORDER BY last_activity LIMIT $2 FOR UPDATE SKIP LOCKED
+       ), o AS (DELETE FROM session_output WHERE sid IN (SELECT sid FROM victims)),
+       e AS (DELETE FROM session_events WHERE sid IN (SELECT sid FROM victims)),
+       l AS (DELETE FROM share_links WHERE sid IN (SELECT sid FROM victims)),
+       s AS (DELETE FROM sessions WHERE sid IN (SELECT sid FROM victims) RETURNING 1)
+       SELECT count(*) AS n FROM s`,
+      [new Date(before), Math.max(1, limit)],
+    );
+    return Number(rows[0]?.n ?? 0);
   }
 
   async readArchive(sid: SessionId, from: Offset, maxBytes: number): Promise<LogChunk[]> {

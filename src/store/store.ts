@@ -6,7 +6,9 @@
  * - `updateSession(sid, epoch, patch)` applies only when the stored epoch is <= `epoch`
  *   (checked inside the database), stores `epoch`, and returns false when fenced or
  *   missing. Fields not in the patch are unchanged.
- * - `listSessions` filters by any given field, newest first.
+ * - `listSessions` filters by any given field, newest first (ties by sid); `after` pages.
+ * - `deleteEnded(before, limit)` removes ended sessions last active before `before`, with
+ *   their events, links and archive, and never a starting or running one.
  * - `archive(sid, epoch, off, data)` keeps output beyond the Redis replay window
  *   (write-behind: callers batch); `readArchive` returns chunks covering [from, …).
  * - Share links: `createLink` fails with `conflict` if the id exists; `revokeLink(sid,
@@ -70,6 +72,14 @@ export interface SessionFilter {
   status?: SessionStatus[];
   /** At most this many (newest first). */
   limit?: number;
+  /** Only sessions after this one in the listing order (newest first; a page's last). */
+  after?: SessionCursor;
+}
+
+/** A position in the listing order (created_at descending, then sid ascending). */
+export interface SessionCursor {
+  createdAt: number;
+  sid: SessionId;
 }
 
 export interface SessionEvent {
@@ -141,6 +151,12 @@ export interface Store {
    * is conditional on its epoch like `updateSession`. Returns the sids that moved.
    */
   moveSessions(moves: ReadonlyArray<{ sid: SessionId; epoch: Epoch }>, node: NodeId): Promise<Set<SessionId>>;
+  /**
+   * Retention: deletes at most `limit` sessions that ended (exited or lost) with their
+   * last activity before `before`, with their events, share links and archived output.
+   * Returns how many it deleted. Safe to run on several nodes at once.
+   */
+  deleteEnded(before: number, limit: number): Promise<number>;
   isHealthy(): boolean;
   close(): Promise<void>;
 }

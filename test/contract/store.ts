@@ -372,4 +372,63 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     t.strictSame(await store.inactiveLinks([a, b, unknown, c]), [a, unknown], 'revoked and unknown ids are inactive');
     t.strictSame(await store.inactiveLinks([]), []);
   });
+
+  t.test('list pages: after a cursor, newest first, ties by sid, no row twice or missed', async (t) => {
+    const store = await setup(t);
+    const owner = unique('pager');
+    // Three share a creation time: the sid breaks the tie.
+    const recs = [T0 + 1, T0 + 2, T0 + 2, T0 + 2, T0 + 3, T0 + 4, T0 + 5].map((at) => sessionRecord({ owner, createdAt: at }));
+    for (const r of recs) await store.createSession(r);
+    const whole = (await store.listSessions({ owner })).map((r) => r.sid);
+    t.equal(whole.length, recs.length);
+    for (const size of [1, 2, 3, 7]) {
+      const seen: string[] = [];
+      let after: { createdAt: number; sid: SessionId } | undefined;
+      for (let i = 0; i < 20; i++) {
+        const page = await store.listSessions(after ? { owner, limit: size, after } : { owner, limit: size });
+        if (page.length === 0) break;
+        seen.push(...page.map((r) => r.sid));
+        const last = page.at(-1)!;
+        after = { createdAt: last.createdAt, sid: last.sid };
+      }
+      t.strictSame(seen, whole, `pages of ${size} walk the whole listing in order`);
+    }
+    const tied = recs.filter((r) => r.createdAt === T0 + 2).map((r) => r.sid).sort();
+    const order = whole.filter((s) => tied.includes(s));
+    t.strictSame(order, tied, 'equal creation times: by sid ascending');
+  });
+
+  t.test('deleteEnded: ended sessions past the cutoff, with events, links and archive; never live ones', async (t) => {
+    const store = await setup(t);
+    const old = T0 - 10 * 86_400_000;
+    const owner = unique('retained');
+    const exited = sessionRecord({ owner, status: 'exited', lastActivity: old });
+    const lost = sessionRecord({ owner, status: 'lost', lastActivity: old + 1 });
+    const running = sessionRecord({ owner, status: 'running', lastActivity: old });
+    const starting = sessionRecord({ owner, status: 'starting', lastActivity: old });
+    const recent = sessionRecord({ owner, status: 'exited', lastActivity: T0 });
+    for (const r of [exited, lost, running, starting, recent]) {
+      await store.createSession(r);
+      await store.appendEvent({ sid: r.sid, epoch: 1, type: 'opened', detail: {}, at: old });
+      await store.archive(r.sid, 1, 0, Buffer.from(`output of ${r.sid}`));
+      await store.createLink({ id: unique('lnk'), sid: r.sid, role: 'viewer', createdBy: owner, createdAt: old, expiresAt: T0 + 1000, revokedAt: null });
+    }
+    const cutoff = T0 - 86_400_000;
+    t.equal(await store.deleteEnded(cutoff, 1), 1, 'at most `limit` a call');
+    t.equal(await store.deleteEnded(cutoff, 100), 1, 'the other one next');
+    t.equal(await store.deleteEnded(cutoff, 100), 0, 'then none');
+    for (const r of [exited, lost]) {
+      t.equal(await store.getSession(r.sid), null, `${r.status} past the cutoff: deleted`);
+      t.strictSame(await store.listEvents(r.sid), [], 'with its events');
+      t.strictSame(await store.readArchive(r.sid, 0, 1 << 20), [], 'and its archive');
+      t.equal(await store.archivedHead(r.sid), 0);
+      t.strictSame(await store.listLinks(r.sid), [], 'and its links');
+    }
+    for (const r of [running, starting, recent]) {
+      t.ok(await store.getSession(r.sid), `${r.status} at ${r.lastActivity === old ? 'the old time' : 'a recent time'}: kept`);
+      t.equal((await store.listEvents(r.sid)).length, 1, 'with its events');
+      t.ok((await store.readArchive(r.sid, 0, 1 << 20)).length > 0, 'and its archive');
+      t.equal((await store.listLinks(r.sid)).length, 1, 'and its link');
+    }
+  });
 }

@@ -1,0 +1,73 @@
+/**
+ * What operators look at (`switchboard top`, `/dashboard`): every live node from the
+ * registry and every running session from the store, in one answer, `GET /v1/cluster`.
+ *
+ *   top / dashboard ──GET /v1/cluster (1/s)──▶ any node ──▶ registry.list()      (one read)
+ *                                                       ├─▶ store.listSessions() (one query)
+ *                                                       └─▶ log.bounds() per session, for `bytes`
+ *
+ * `bytes` (output so far: the log head) costs one log read per session, so it is read for
+ * the MAX_BYTES_SESSIONS most recently active sessions only; the others say null.
+ */
+import type { NodeInfo, Registry } from '../registry/registry.js';
+import type { Store } from '../store/store.js';
+import type { SessionId } from '../util/ids.js';
+
+export const MAX_BYTES_SESSIONS = 2_000;
+
+/** A node as `/v1/nodes` and `/v1/cluster` show it: times as ISO strings. */
+export interface NodeView extends Omit<NodeInfo, 'startedAt' | 'lastSeen'> {
+  startedAt: string;
+  lastSeen: string;
+}
+
+export interface SessionView {
+  sid: SessionId;
+  kind: string;
+  /** The principal that opened it. */
+  owner: string;
+  /** The node running it. */
+  node: string;
+  status: string;
+  createdAt: string;
+  lastActivity: string;
+  clients: number;
+  /** Output bytes so far (the log head); null when not read (see MAX_BYTES_SESSIONS) or unknown. */
+  bytes: number | null;
+}
+
+export interface ClusterView {
+  /** When this answer was made (the answering node's clock). */
+  at: string;
+  nodes: NodeView[];
+  sessions: SessionView[];
+}
+
+export function nodeView(n: NodeInfo): NodeView {
+  return { ...n, startedAt: new Date(n.startedAt).toISOString(), lastSeen: new Date(n.lastSeen).toISOString() };
+}
+
+export interface ClusterViewDeps {
+  registry: Pick<Registry, 'list'>;
+  store: Pick<Store, 'listSessions'>;
+  outputBytes: (sids: readonly SessionId[]) => Promise<Array<number | null>>;
+}
+
+export async function clusterView(deps: ClusterViewDeps): Promise<ClusterView> {
+  const [nodes, records] = await Promise.all([
+    deps.registry.list(),
+    deps.store.listSessions({ status: ['running', 'starting'] }),
+  ]);
+  const byActivity = [...records].sort((a, b) => b.lastActivity - a.lastActivity).slice(0, MAX_BYTES_SESSIONS);
+  const heads = await deps.outputBytes(byActivity.map((r) => r.sid));
+  const bytes = new Map(byActivity.map((r, i) => [r.sid, heads[i] ?? null]));
+  return {
+    at: new Date().toISOString(),
+    nodes: nodes.map(nodeView),
+    sessions: records.map((r) => ({
+      sid: r.sid, kind: r.kind, owner: r.owner, node: r.node, status: r.status,
+      createdAt: new Date(r.createdAt).toISOString(), lastActivity: new Date(r.lastActivity).toISOString(),
+      clients: r.clients, bytes: bytes.get(r.sid) ?? null,
+    })),
+  };
+}

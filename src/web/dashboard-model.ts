@@ -1,0 +1,177 @@
+/**
+ * The dashboard's data, without the DOM: a rolling history of each node's counts built
+ * from `/v1/cluster` answers, and the geometry of its line charts. Pure, so it is unit
+ * tested in Node (test/dashboard-model.test.ts); dashboard.ts draws what this computes.
+ */
+
+/**
+ * `GET /v1/cluster` as the page reads it (src/edge/cluster-view.ts is the server's side;
+ * the page keeps its own copy so the browser bundle needs no server types).
+ */
+export interface NodeView {
+  id: string;
+  role: 'edge' | 'host' | 'both';
+  addr: string;
+  sessions: number;
+  clients: number;
+  capacity?: number;
+  draining: boolean;
+  startedAt: string;
+  lastSeen: string;
+  rss: number;
+  cpu: number;
+  keystrokeP99Ms?: number | null;
+}
+
+export interface SessionView {
+  sid: string;
+  kind: string;
+  owner: string;
+  node: string;
+  status: string;
+  createdAt: string;
+  lastActivity: string;
+  clients: number;
+  bytes: number | null;
+}
+
+export interface ClusterView {
+  at: string;
+  nodes: NodeView[];
+  sessions: SessionView[];
+}
+
+/** How far back the charts go. */
+export const HISTORY_MS = 10 * 60_000;
+
+export type SeriesMetric = 'sessions' | 'clients' | 'keystrokeP99Ms';
+
+export interface Point {
+  /** Epoch ms (the answering node's clock). */
+  t: number;
+  v: number;
+}
+
+export interface Series {
+  node: string;
+  points: Point[];
+}
+
+/** Per node, per metric, the values seen over the last HISTORY_MS. */
+export class History {
+  private readonly nodes = new Map<string, Record<SeriesMetric, Point[]>>();
+  private latest = 0;
+
+  constructor(private readonly windowMs = HISTORY_MS) {}
+
+  add(view: ClusterView): void {
+    const t = Date.parse(view.at);
+    if (!Number.isFinite(t) || t <= this.latest) return; // an answer older than one we have
+    this.latest = t;
+    for (const n of view.nodes) {
+      let s = this.nodes.get(n.id);
+      if (!s) {
+        s = { sessions: [], clients: [], keystrokeP99Ms: [] };
+        this.nodes.set(n.id, s);
+      }
+      s.sessions.push({ t, v: n.sessions });
+      s.clients.push({ t, v: n.clients });
+      // No keystrokes in the last minute: no point (a gap in the line), not a zero.
+      if (typeof n.keystrokeP99Ms === 'number') s.keystrokeP99Ms.push({ t, v: n.keystrokeP99Ms });
+    }
+    this.prune(t);
+  }
+
+  private prune(now: number): void {
+    const oldest = now - this.windowMs;
+    for (const [id, s] of this.nodes) {
+      for (const key of ['sessions', 'clients', 'keystrokeP99Ms'] as const) {
+        const first = s[key].findIndex((p) => p.t >= oldest);
+        if (first === -1) s[key] = [];
+        else if (first > 0) s[key].splice(0, first);
+      }
+      if (s.sessions.length === 0 && s.keystrokeP99Ms.length === 0) this.nodes.delete(id);
+    }
+  }
+
+  /** Every node seen in the window (gone ones too, until they age out), by id. */
+  series(metric: SeriesMetric): Series[] {
+    return [...this.nodes.entries()]
+      .map(([node, s]) => ({ node, points: s[metric] }))
+      .sort((a, b) => a.node.localeCompare(b.node));
+  }
+
+  get now(): number {
+    return this.latest;
+  }
+}
+
+/** A round upper bound for an axis: 1, 2, 5 × 10^k, at least `min`. */
+export function niceMax(v: number, min = 1): number {
+  const x = Math.max(v, min);
+  const mag = 10 ** Math.floor(Math.log10(x));
+  for (const m of [1, 2, 5, 10]) if (m * mag >= x) return m * mag;
+  return 10 * mag;
+}
+
+export interface ChartBox {
+  width: number;
+  height: number;
+  /** Room for labels: left (y axis), bottom (x axis), top (the highest y label). */
+  left: number;
+  bottom: number;
+  top: number;
+  windowMs: number;
+  now: number;
+}
+
+export interface ChartGeometry {
+  yMax: number;
+  /** One polyline per node: SVG `points`, possibly several runs split at gaps. */
+  lines: Array<{ node: string; runs: string[] }>;
+  yTicks: Array<{ y: number; label: string }>;
+  xTicks: Array<{ x: number; label: string }>;
+}
+
+/** Points further apart than this (several missed refreshes) break the line. */
+const GAP_MS = 5_000;
+
+export function chartGeometry(series: readonly Series[], box: ChartBox, format: (v: number) => string = String): ChartGeometry {
+  const plotW = box.width - box.left;
+  const plotH = box.height - box.bottom - box.top;
+  const start = box.now - box.windowMs;
+  let max = 0;
+  for (const s of series) for (const p of s.points) if (p.t >= start && p.v > max) max = p.v;
+  const yMax = niceMax(max);
+  const x = (t: number): number => box.left + ((t - start) / box.windowMs) * plotW;
+  const y = (v: number): number => box.top + plotH - (v / yMax) * plotH;
+  const round = (n: number): string => (Math.round(n * 10) / 10).toString();
+  const lines = series.map((s) => {
+    const runs: string[] = [];
+    let run: string[] = [];
+    let prev: Point | undefined;
+    for (const p of s.points) {
+      if (p.t < start) continue;
+      if (prev && p.t - prev.t > GAP_MS && run.length > 0) {
+        runs.push(run.join(' '));
+        run = [];
+      }
+      run.push(`${round(x(p.t))},${round(y(p.v))}`);
+      prev = p;
+    }
+    if (run.length > 0) runs.push(run.join(' '));
+    return { node: s.node, runs };
+  });
+  const yTicks = [0, 0.5, 1].map((f) => ({ y: Number(round(y(yMax * f))), label: format(yMax * f) }));
+  const minutes = box.windowMs / 60_000;
+  const xTicks = [minutes, minutes / 2, 0].map((m) => ({ x: Number(round(x(box.now - m * 60_000))), label: m === 0 ? 'now' : `-${m}m` }));
+  return { yMax, lines, yTicks, xTicks };
+}
+
+/** Distinct colours for up to 10 nodes, then around again. */
+const PALETTE = ['#58a6ff', '#3fb950', '#d29922', '#f778ba', '#a371f7', '#ff7b72', '#39c5cf', '#e3b341', '#8b949e', '#56d364'];
+
+export function colorOf(node: string, nodes: readonly string[]): string {
+  const i = nodes.indexOf(node);
+  return PALETTE[(i < 0 ? 0 : i) % PALETTE.length]!;
+}

@@ -1,0 +1,135 @@
+/**
+ * `switchboard cluster` leaves nothing running when it cannot start: a missing program
+ * is reported before anything starts; a part failing after others started (HAProxy, a
+ * node) and Ctrl-C in the middle of the start stop everything started (PostgreSQL is a
+ * daemon, not a child, and used to survive). Each run gets a private TMPDIR and a marker
+ * in its environment, so its processes can be told from everyone else's.
+ */
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { findBinary, MissingBinaryError, resolveBinaries } from '../src/launcher/local-cluster.js';
+import { until } from '../src/launcher/processes.js';
+
+const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+
+/** Processes whose command line or environment carries the run's marks. */
+function processesOf(dir: string, mark: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let cmdline = '';
+    let environ = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    if (cmdline.includes(dir) || environ.includes(mark)) found.push(`${pid}: ${cmdline.replace(/\0/g, ' ').trim()}`);
+  }
+  return found;
+}
+
+interface Run {
+  dir: string;
+  mark: string;
+  proc: ReturnType<typeof spawn>;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function startCluster(t: Test, args: string[], env: Record<string, string>): Run {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-robust-'));
+  // PostgreSQL runs as its own user and must reach its data dir inside this one.
+  chmodSync(dir, 0o755);
+  const mark = `SWITCHBOARD_TEST_MARK=${randomBytes(9).toString('base64url')}`;
+  const [k, v] = mark.split('=') as [string, string];
+  const proc = spawn(process.execPath, [MAIN, 'cluster', '--token', 'robust-test-token-0123', ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', TMPDIR: dir, [k]: v, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  proc.stdout!.resume();
+  const exited = once(proc, 'exit').then(([code]) => code as number | null);
+  t.teardown(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, mark, proc, stderr: () => stderr, exited };
+}
+
+/** After the CLI exited: nothing of its own runs, and its temp dir is empty. */
+async function nothingLeft(t: Test, run: Run): Promise<void> {
+  // Processes it stopped may take a moment to be reaped by their parents.
+  await until(() => processesOf(run.dir, run.mark).length === 0, `no process of the run left (${processesOf(run.dir, run.mark).join('; ')})`, 10_000)
+    .then(() => t.pass('no process of the run is left'), (err: Error) => t.fail(err.message));
+  t.same(readdirSync(run.dir), [], 'its temp dir was removed');
+}
+
+t.test('finding programs', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-bins-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'tool'), '#!/bin/sh\n');
+  chmodSync(join(bin, 'tool'), 0o755);
+  writeFileSync(join(bin, 'plain'), 'not executable');
+  t.equal(findBinary('tool', `/nowhere:${bin}`, []), join(bin, 'tool'), 'found on PATH');
+  t.equal(findBinary('plain', bin, []), undefined, 'not executable: not found');
+  t.equal(findBinary('tool', '/nowhere', []), undefined);
+  t.equal(findBinary('tool', '', [bin]), join(bin, 'tool'), 'found in the extra (sbin) directories');
+  t.equal(findBinary(join(bin, 'tool'), ''), join(bin, 'tool'), 'a path is taken as given');
+  t.equal(findBinary('tool', 'relative/dir', []), undefined, 'relative PATH entries are ignored');
+
+  const err = t.throws(() => resolveBinaries({ redis: true, postgres: true, haproxy: true }, { PATH: bin, REDIS_SERVER: 'no-redis', PG_BIN: dir, HAPROXY: 'no-haproxy' })) as MissingBinaryError;
+  t.ok(err instanceof MissingBinaryError);
+  t.equal(err.missing.length >= 3, true, 'every missing program at once');
+  t.match(err.message, /nothing was started/);
+  t.match(err.message, /haproxy .*--no-haproxy/);
+  t.match(err.message, /PostgreSQL 15 .*--no-postgres/);
+  t.same(resolveBinaries({ redis: false, postgres: false, haproxy: false }, { PATH: '' }), {}, 'nothing needed, nothing looked for');
+});
+
+t.test('haproxy missing: a clear error before anything starts', async (t) => {
+  const run = startCluster(t, ['--nodes', '1'], { HAPROXY: '/nonexistent/haproxy' });
+  t.equal(await run.exited, 1);
+  t.match(run.stderr(), /haproxy \(\/nonexistent\/haproxy\): install the Debian package haproxy, set HAPROXY to its path, or pass --no-haproxy/);
+  t.notMatch(run.stderr(), /starting Redis/, 'it did not start anything');
+  t.notMatch(run.stderr(), /at .*\.js:\d+/, 'no stack trace');
+  await nothingLeft(t, run);
+});
+
+t.test('haproxy failing after Redis, PostgreSQL and a node started: all stopped', async (t) => {
+  const run = startCluster(t, ['--nodes', '1'], { HAPROXY: '/bin/false' });
+  t.equal(await run.exited, 1);
+  t.match(run.stderr(), /haproxy \(\/bin\/false\) exited with 1/);
+  t.match(run.stderr(), /everything it had started was stopped/);
+  await nothingLeft(t, run);
+});
+
+t.test('a node that cannot start: Redis and PostgreSQL stopped', async (t) => {
+  const run = startCluster(t, ['--nodes', '2', '--no-haproxy'], { SWITCHBOARD_REPLAY_BYTES: 'lots' });
+  t.equal(await run.exited, 1);
+  t.match(run.stderr(), /node node-\d did not become ready: exited with 2/);
+  t.match(run.stderr(), /SWITCHBOARD_REPLAY_BYTES/, 'the node says which setting is wrong');
+  await nothingLeft(t, run);
+});
+
+t.test('Ctrl-C while starting: everything started is stopped', async (t) => {
+  const run = startCluster(t, ['--nodes', '1', '--no-haproxy'], {});
+  // Interrupt once PostgreSQL (the daemon that used to survive) is up.
+  await until(() => {
+    const cluster = readdirSync(run.dir).find((d) => d.startsWith('sb-cluster-'));
+    return cluster !== undefined && existsSync(join(run.dir, cluster, 'pg', 'data', 'postmaster.pid'));
+  }, 'PostgreSQL to start', 60_000);
+  run.proc.kill('SIGINT');
+  t.equal(await run.exited, 130, 'exits 130');
+  t.match(run.stderr(), /interrupted; everything started was stopped/);
+  await nothingLeft(t, run);
+});
