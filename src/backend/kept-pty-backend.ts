@@ -44,6 +44,10 @@ export class KeptPtyBackend implements Backend, KeptSessionListener {
   private ackScheduled = false;
   /** Next offset expected from the keeper. */
   private next: Offset;
+  /** Input written, and what the keeper last said it received and still holds of it. */
+  private inputSent = 0;
+  private keeperReceived = 0;
+  private keeperQueued = 0;
 
   constructor(link: KeeperLink, readonly sid: SessionId, start: KeptStart, limits: BufferLimits) {
     this.next = start.how === 'spawn' ? start.base : start.from;
@@ -85,8 +89,18 @@ export class KeptPtyBackend implements Backend, KeptSessionListener {
 
   write(data: Uint8Array): void {
     if (this.done) return;
+    this.inputSent += data.length;
     // Copied when queued: the caller's buffer may be reused once we return.
     this.send({ t: 'write', sid: this.sid, data: this.client ? data : Uint8Array.from(data) });
+  }
+
+  /**
+   * Input not yet read by the program, as far as this node knows: what the keeper holds
+   * by its last report, plus what was written since it counted (in flight, or received
+   * after the report: off by less than one report step).
+   */
+  inputQueued(): number {
+    return this.keeperQueued + (this.inputSent - this.keeperReceived);
   }
 
   resize(cols: number, rows: number): void {
@@ -193,6 +207,11 @@ export class KeptPtyBackend implements Backend, KeptSessionListener {
     const e: BackendExit = { code: exit.code };
     if (exit.signal) e.signal = exit.signal;
     this.finish(e);
+  }
+
+  input(received: number, queued: number): void {
+    this.keeperReceived = received;
+    this.keeperQueued = queued;
   }
 
   detached(reason: string): void {

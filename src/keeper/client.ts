@@ -20,6 +20,8 @@ export interface KeptSessionListener {
   detached(reason: string): void;
   /** The keeper connection closed: the PTY is gone. */
   lost(reason: string): void;
+  /** How much input the keeper received and how much of it still waits (InputEvent). */
+  input?(received: number, queued: number): void;
 }
 
 type Reply = Record<string, unknown>;
@@ -120,6 +122,9 @@ export class KeeperClient {
         this.sessions.get(m.sid)?.exit(exit);
         return;
       }
+      case 'input':
+        this.sessions.get(m.sid)?.input?.(m.received, m.queued);
+        return;
       case 'detached': {
         const listener = this.sessions.get(m.sid);
         this.sessions.delete(m.sid);

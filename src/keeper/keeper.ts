@@ -49,6 +49,15 @@ const CHECK_MS = 1_000;
 const STOP_GRACE_MS = 2_000;
 /** Largest `data` frame: a PTY's reads of one event-loop turn go out together, up to this. */
 const MAX_DATA_FRAME = 256 * 1024;
+/** Input accounting is reported in steps of this much (InputEvent). */
+const INPUT_REPORT_BYTES = 64 * 1024;
+/** While input waits for a program, how often the keeper looks whether it drained. */
+const INPUT_CHECK_MS = 50;
+/**
+ * Input held for a program that does not read, beyond which writes are dropped here:
+ * the node bounds it far lower (MAX_QUEUED_INPUT_BYTES); this only guards the keeper.
+ */
+const MAX_KEPT_INPUT_BYTES = 8 * 1024 * 1024;
 
 /** One node connection. */
 class Connection {
@@ -87,6 +96,10 @@ class KeptPty {
   /** Next offset to send to the owner; output is sent once per turn, not per PTY read. */
   private sent = 0;
   private sendScheduled = false;
+  /** Input bytes received since the owner attached, and what the owner was last told. */
+  private inputReceived = 0;
+  private told = { received: 0, queued: 0 };
+  private inputTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly sid: SessionId,
@@ -151,6 +164,34 @@ class KeptPty {
     }
   }
 
+  /** Input from the owner. node-pty queues what the program does not read yet. */
+  write(data: Uint8Array): void {
+    // Dropped input counts as received: it no longer waits anywhere.
+    this.inputReceived += data.length;
+    if (this.pty.inputQueued() <= MAX_KEPT_INPUT_BYTES) this.pty.write(data);
+    this.reportInput();
+  }
+
+  /** Tells the owner about input in steps of INPUT_REPORT_BYTES; watches a queue until it drains. */
+  private reportInput(): void {
+    const queued = this.exit ? 0 : this.pty.inputQueued();
+    const { told } = this;
+    const due = this.inputReceived - told.received >= INPUT_REPORT_BYTES
+      || Math.abs(queued - told.queued) >= INPUT_REPORT_BYTES
+      || (queued === 0 && told.queued !== 0);
+    if (due && this.owner) {
+      this.told = { received: this.inputReceived, queued };
+      this.owner.send({ t: 'input', sid: this.sid, received: this.inputReceived, queued });
+    }
+    if (queued > 0 && !this.inputTimer) {
+      this.inputTimer = setTimeout(() => {
+        this.inputTimer = undefined;
+        this.reportInput();
+      }, INPUT_CHECK_MS);
+      this.inputTimer.unref();
+    }
+  }
+
   /** Resends output from `from` to `conn`, then the exit if the program ended. */
   attach(conn: Connection, epoch: number, from: number, limits: BufferLimits): void {
     this.buffer.rebase(from);
@@ -161,6 +202,10 @@ class KeptPty {
     this.owner = conn;
     this.epoch = epoch;
     this.nodePaused = false;
+    // Input is counted per attachment: the new owner starts at 0, told what still waits.
+    this.inputReceived = 0;
+    this.told = { received: 0, queued: 0 };
+    this.reportInput();
     this.sent = from;
     this.sendPending();
     if (this.exit) conn.send({ t: 'exit', sid: this.sid, ...this.exit });
@@ -361,7 +406,7 @@ export class Keeper {
     if (!pty || pty.owner !== conn) return;
     switch (m.t) {
       case 'write':
-        pty.pty.write(m.data);
+        pty.write(m.data);
         break;
       case 'resize':
         pty.cols = m.cols;

@@ -12,6 +12,7 @@
  *    │◀──────────── data {sid, off, data} ──│  every byte once, at its session offset
  *    │ ack {sid, off} ─────────────────────▶│  the log holds output below `off`: drop it
  *    │ write / resize / pause / resume / kill / note {sid, …} (owner connection only)
+ *    │◀──────── input {sid, received, queued} ─│  input still waiting for the program (bounds it)
  *    │◀──────────────── exit {sid, code} ───│  after the last data
  *    │ release {sid} ──────────────────────▶│  the exit is recorded: forget the PTY
  *    │ detach {id, sid} ───────────────────▶│  hand the PTY to the keeper (drain)
@@ -116,8 +117,16 @@ export interface DataEvent { t: 'data'; sid: SessionId; off: Offset; data: Uint8
 export interface ExitEvent { t: 'exit'; sid: SessionId; code: number; signal?: string }
 /** Another connection attached the PTY at an equal or higher epoch: stop using it. */
 export interface DetachedEvent { t: 'detached'; sid: SessionId; reason: string }
+/**
+ * Input: `received` bytes of `write` since this connection attached, of which `queued`
+ * still wait in the keeper for a program that does not read them. Sent every 64 KiB
+ * received and whenever the queue grows, shrinks or drains by as much, not per
+ * keystroke: the node's estimate (queued + what it wrote since `received`) is off by
+ * less than that, enough to bound input for a program that never reads.
+ */
+export interface InputEvent { t: 'input'; sid: SessionId; received: number; queued: number }
 
-export type KeeperToNode = OkReply | ErrorReply | DataEvent | ExitEvent | DetachedEvent;
+export type KeeperToNode = OkReply | ErrorReply | DataEvent | ExitEvent | DetachedEvent | InputEvent;
 
 export function encodeKeeperFrame(message: NodeToKeeper | KeeperToNode): Buffer {
   const body = encodeValue(message);
