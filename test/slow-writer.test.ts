@@ -14,7 +14,10 @@ t.test('a writer that never reads is detached after the bound; the others go on'
   const reader = await TestClient.connect(server.url);
   await reader.request({ t: 'attach', sid, from: 0 });
   slow.ws.pause(); // never reads again: its send buffer fills and the session pauses
-  reader.send({ t: 'in', sid, data: Buffer.from('yes 0123456789abcdef | head -c 4000000; echo fin""ished\n') });
+  // Far more than the socket buffers between the server and a paused client hold (several
+  // MB on loopback), however fast the terminal's output reaches the node: the session
+  // must pause on the slow writer before it can finish.
+  reader.send({ t: 'in', sid, data: Buffer.from('yes 0123456789abcdef | head -c 16000000; echo fin""ished\n') });
   await reader.waitForOutput(sid, 'finished', 60_000);
   t.pass('the reading client got all the output: the session did not stay paused');
   slow.ws.resume();

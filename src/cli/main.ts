@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `switchboard <command>`: serve (default), attach, ls, top, cluster, bench.
+ * `switchboard <command>`: serve (default), attach, ls, top, cluster, bench, keeper.
  */
 import { settingNames } from '../config/config.js';
 
@@ -13,6 +13,7 @@ Usage:
   switchboard top                  the cluster live: nodes and sessions (--once, --json)
   switchboard cluster [--nodes N]  run Redis, PostgreSQL, N nodes and HAProxy locally
   switchboard bench <scenario>     measure latency and capacity
+  switchboard keeper [options]     hold a node's terminals so they outlive it (keeper --help)
 
 serve options (each also an environment variable):
 ${settingNames().map((s) => `  ${s.flag.padEnd(28)} ${s.env}`).join('\n')}
@@ -29,7 +30,8 @@ async function main(argv: string[]): Promise<void> {
     case 'ls':
     case 'top':
     case 'cluster':
-    case 'bench': {
+    case 'bench':
+    case 'keeper': {
       const mod = (await import(`./${command}.js`)) as { run(argv: string[]): Promise<number> };
       process.exitCode = await mod.run(rest);
       return;

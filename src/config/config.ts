@@ -7,9 +7,13 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { ConfigError } from '../errors/errors.js';
 import { newToken } from '../util/ids.js';
+import { defaultKeeperSocket, MAX_SOCKET_PATH } from '../keeper/paths.js';
 
 export type NodeRole = 'edge' | 'host' | 'both';
 export type FailMode = 'open' | 'closed';
+/** Where terminals live: a keeper process this node starts if none answers, one run by
+ * the operator (a container, a unit), or inside the node (they end with it). */
+export type KeeperMode = 'auto' | 'external' | 'off';
 
 export interface Config {
   readonly host: string;
@@ -94,6 +98,15 @@ export interface Config {
   readonly archiveIntervalMs: number;
   /** Ended sessions (and their events and archived output) are deleted this long after their last activity; 0 keeps them. */
   readonly retentionMs: number;
+  readonly keeper: KeeperMode;
+  /** The keeper's Unix socket; default `<tmp>/switchboard-<uid>/keeper-<node id>.sock`. */
+  readonly keeperSocket: string;
+  /** Output per terminal the keeper holds for the node before pausing the program. */
+  readonly keeperBuffer: number;
+  /** How long other nodes wait for a vanished node to come back to its kept terminals. */
+  readonly keeperGraceMs: number;
+  /** A keeper this node starts ends its terminals after this long without any node; 0: never. */
+  readonly keeperOrphanMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -211,6 +224,13 @@ function addressList(raw: string, name: string): string[] {
   return entries;
 }
 
+/** An absolute path short enough for a Unix socket. */
+function socketPath(raw: string, name: string): string {
+  if (!raw.startsWith('/')) fail(name, `must be an absolute path (got '${raw}')`);
+  if (Buffer.byteLength(raw) > MAX_SOCKET_PATH) fail(name, `must be at most ${MAX_SOCKET_PATH} bytes: the limit of a Unix socket path (got ${Buffer.byteLength(raw)})`);
+  return raw;
+}
+
 function httpUrl(raw: string, name: string): string {
   let url: URL;
   try {
@@ -288,6 +308,11 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'exitedRetentionMs', env: 'SWITCHBOARD_EXITED_RETENTION_MS', parse: integer(0, 86_400_000) },
   { key: 'archiveIntervalMs', env: 'SWITCHBOARD_ARCHIVE_INTERVAL_MS', parse: integer(50, 600_000) },
   { key: 'retentionMs', env: 'SWITCHBOARD_RETENTION', parse: duration },
+  { key: 'keeper', env: 'SWITCHBOARD_KEEPER', parse: choice<KeeperMode>('auto', 'external', 'off') },
+  { key: 'keeperSocket', env: 'SWITCHBOARD_KEEPER_SOCKET', parse: socketPath },
+  { key: 'keeperBuffer', env: 'SWITCHBOARD_KEEPER_BUFFER', parse: bytesBetween(4 * KiB, 1024 * MiB) },
+  { key: 'keeperGraceMs', env: 'SWITCHBOARD_KEEPER_GRACE_MS', parse: integer(0, 3_600_000) },
+  { key: 'keeperOrphanMs', env: 'SWITCHBOARD_KEEPER_ORPHAN_MS', parse: integer(0, 604_800_000) },
   { key: 'logLevel', env: 'SWITCHBOARD_LOG_LEVEL', parse: choice('debug', 'info', 'warn', 'error') },
 ];
 
@@ -337,6 +362,11 @@ export const DEFAULTS = {
   exitedRetentionMs: 600_000,
   archiveIntervalMs: 2_000,
   retentionMs: 7 * 86_400_000,
+  keeper: 'auto' as KeeperMode,
+  keeperSocket: undefined,
+  keeperBuffer: 256 * KiB,
+  keeperGraceMs: 5_000,
+  keeperOrphanMs: 3_600_000,
   logLevel: 'info' as const,
 };
 
@@ -383,6 +413,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     out.tokenGenerated = false;
   }
   if (out.nodeId === undefined) out.nodeId = `${hostname()}-${config.port}`;
+  if (out.keeperSocket === undefined) out.keeperSocket = defaultKeeperSocket(out.nodeId as string);
   if (config.lowWatermark >= config.highWatermark) {
     fail('SWITCHBOARD_LOW_WATERMARK', `must be below SWITCHBOARD_HIGH_WATERMARK (${config.highWatermark})`);
   }

@@ -590,7 +590,7 @@ export class Edge {
     const tried = new Set<NodeId>();
     let lastError: SwitchboardError = new SwitchboardError('unavailable', 'no host node has room for a new session; try again later', { retryMs: BACKEND_RETRY_MS });
     for (let attempt = 0; attempt < 2; attempt++) {
-      const host = pickHost(nodes, tried);
+      const host = pickHost(nodes, tried, Math.random, frame.spec.kind);
       if (!host) break;
       tried.add(host.id);
       const sid = frame.sid ?? newSessionId();

@@ -1,18 +1,30 @@
 import type { NodeInfo } from '../registry/registry.js';
 import type { NodeId } from '../util/ids.js';
+import type { SessionKind } from '../protocol/frames.js';
+import { hasPtyRoom } from '../backend/pty-capacity.js';
 
 /**
  * Power of two choices: of two random hosts with room, the less loaded. Nearly as good
  * as the least-loaded host, without every edge herding onto the same one between
  * heartbeats.
  */
-export function pickHost(nodes: readonly NodeInfo[], exclude: ReadonlySet<NodeId> = new Set(), random = Math.random): NodeInfo | undefined {
-  const open = nodes.filter((n) => n.role !== 'edge' && !n.draining && n.sessions < n.capacity && !exclude.has(n.id));
+export function pickHost(nodes: readonly NodeInfo[], exclude: ReadonlySet<NodeId> = new Set(), random = Math.random, kind?: SessionKind): NodeInfo | undefined {
+  const open = nodes.filter((n) => n.role !== 'edge' && !n.draining && n.sessions < n.capacity && !exclude.has(n.id) && (kind !== 'pty' || canRunTerminals(n)));
   if (open.length <= 1) return open[0];
   const a = open[Math.floor(random() * open.length)]!;
   let b = open[Math.floor(random() * (open.length - 1))]!;
   if (b === a) b = open[open.length - 1]!;
   return load(a) <= load(b) ? a : b;
+}
+
+/**
+ * A terminal needs a keeper that answers (unless the host runs terminals in-process)
+ * and a PTY the kernel will still hand out. Hosts that do not report these (older
+ * versions) count as able.
+ */
+export function canRunTerminals(n: NodeInfo): boolean {
+  if (n.keeper === 'down') return false;
+  return hasPtyRoom(n.ptys !== undefined && n.ptyMax !== undefined ? { inUse: n.ptys, max: n.ptyMax } : undefined);
 }
 
 function load(n: NodeInfo): number {

@@ -17,8 +17,10 @@ import type { LeaseHolder, Leases } from '../lease/leases.js';
 import type { Registry } from '../registry/registry.js';
 import type { SessionEvent, SessionRecord, SessionTouch, Store } from '../store/store.js';
 import type { Limiter } from '../limit/limiter.js';
-import type { BackendExit, BackendFactory } from '../backend/backend.js';
+import type { Backend, BackendExit, BackendFactory } from '../backend/backend.js';
 import type { OpenSpec } from '../protocol/frames.js';
+import type { KeptTerminals } from '../keeper/terminals.js';
+import type { KeptSessionInfo } from '../keeper/protocol.js';
 import { decodeMessage, encodeValue } from '../protocol/codec.js';
 import { SwitchboardError, toSwitchboardError } from '../errors/errors.js';
 import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
@@ -28,6 +30,7 @@ import { replyError, type Rpc } from '../node/rpc.js';
 import type { Metrics } from '../node/metrics.js';
 import { HostedSession, MAX_QUEUED_INPUT_BYTES, type HostedSessionDeps } from './hosted-session.js';
 import { dropReporter, type DropReporter } from '../util/dropped.js';
+import { hasPtyRoom, ptyUsage } from '../backend/pty-capacity.js';
 
 export interface HostOptions {
   nodeId: NodeId;
@@ -50,6 +53,14 @@ export interface HostDeps {
   logger: Logger;
   archive?: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
   metrics?: Pick<Metrics, 'undecodable'>;
+  /** The keeper holding this node's terminals (src/keeper), when terminals live there. */
+  keeper?: KeptTerminals;
+}
+
+/** Who opened a session and when: kept with a terminal so its record can be recreated. */
+interface SessionOrigin {
+  owner: string;
+  createdAt: number;
 }
 
 /** Shown in a restarted terminal so its user knows the shell is new. */
@@ -201,6 +212,12 @@ export class Host {
     if (this.sessions.size >= this.options.capacity) {
       throw new SwitchboardError('unavailable', `this node hosts its maximum of ${this.options.capacity} sessions`, { temporary: true });
     }
+    if (spec.kind === 'pty') {
+      const usage = ptyUsage();
+      if (!hasPtyRoom(usage)) {
+        throw new SwitchboardError('unavailable', `this machine has ${usage!.inUse} of its ${usage!.max} terminals (kernel.pty.max) in use; open the session on another node`, { temporary: true });
+      }
+    }
     const epoch = await this.deps.leases.claim(sid, this.options.nodeId);
     if (epoch === null) throw new SwitchboardError('conflict', `session ${sid} exists already`);
     const now = Date.now();
@@ -216,7 +233,7 @@ export class Host {
       // The record first: the output archive only keeps output of recorded sessions.
       await this.deps.store.createSession(record);
       recorded = true;
-      await this.run(sid, spec, epoch, 0).listening;
+      await this.run(sid, spec, epoch, 0, { owner, createdAt: now }).listening;
       void this.event(sid, epoch, 'opened', { node: this.options.nodeId, kind: spec.kind });
     } catch (err) {
       if (recorded) {
@@ -238,18 +255,23 @@ export class Host {
    * `listening` resolves once input can reach the session: callers answer only then,
    * so a client's first keystroke after `opened` or `owner` is never lost.
    */
-  private run(sid: SessionId, spec: OpenSpec, epoch: Epoch, head: Offset): { session: HostedSession; listening: Promise<void> } {
-    const backend = this.deps.backends.create(spec, {
-      sid,
+  private run(
+    sid: SessionId, spec: OpenSpec, epoch: Epoch, head: Offset, origin: SessionOrigin, adopted?: Backend,
+  ): { session: HostedSession; listening: Promise<void> } {
+    const backend = adopted ?? this.deps.backends.create(spec, {
+      sid, epoch, head, owner: origin.owner, createdAt: origin.createdAt,
       checkLimit: (key) => this.deps.limiter.take(`agent:${sid}:${key}`, { limit: this.options.agentLimitRate, windowMs: 60_000 }),
     });
     const session = new HostedSession(sid, spec, epoch, head, backend, this.sessionDeps);
     const entry = { session, unsubscribe: () => {} };
     this.sessions.set(sid, entry);
-    const listening = this.deps.bus.subscribe(sessionControl(sid), (payload) => this.onControl(session, payload)).then((unsubscribe) => {
+    const subscribed = this.deps.bus.subscribe(sessionControl(sid), (payload) => this.onControl(session, payload)).then((unsubscribe) => {
       if (this.sessions.get(sid) === entry) entry.unsubscribe = unsubscribe;
       else unsubscribe();
     }, (err) => this.deps.logger.warn('control subscription failed', { sid, err: String(err) }));
+    // A backend outside the node (the keeper) answers asynchronously: a spawn that fails
+    // fails the open like a PtyBackend that throws.
+    const listening = backend.ready ? Promise.all([subscribed, backend.ready]).then(() => {}) : subscribed;
     return { session, listening };
   }
 
@@ -319,6 +341,7 @@ export class Host {
       this.deps.logger.warn('recording an exit failed', { sid, err: String(err) });
     } finally {
       this.forget(session, 'exited');
+      session.backend.release?.();
       await this.deps.leases.release(sid, this.options.nodeId, epoch).catch(this.dropped('owner record release', { sid }));
     }
   }
@@ -474,7 +497,7 @@ export class Host {
           taken++;
           return;
         }
-        const { session, listening } = this.run(sid, specOf(record), epoch, head);
+        const { session, listening } = this.run(sid, specOf(record), epoch, head, record);
         await listening;
         await session.announce({ t: 'owner', sid, node, epoch });
         events.push({ sid, epoch, type: 'takeover', detail: { node, from: record.node, head }, at: Date.now() });
@@ -492,8 +515,8 @@ export class Host {
     return taken;
   }
 
-  private async markLost(record: SessionRecord, epoch: Epoch): Promise<void> {
-    const reason = `the node running this terminal (${record.node}) was lost`;
+  private async markLost(record: SessionRecord, epoch: Epoch, why?: string): Promise<void> {
+    const reason = why ?? `the node running this terminal (${record.node}) was lost`;
     await this.deps.store.updateSession(record.sid, epoch, {
       status: 'lost', exitCode: 137, exitSignal: 'SIGKILL', exitReason: reason, clients: 0,
     });
@@ -508,18 +531,135 @@ export class Host {
   }
 
   /**
-   * Hands sessions back without ending them (drain): echo and agent sessions are
-   * released for another node to take over; terminals are ended.
+   * Terminals the keeper kept when the node that ran them died or drained (a previous
+   * life of this node, or another node sharing the keeper), each either adopted or ended:
+   *
+   *   owner record held by a live node that does not share our keeper, at a higher
+   *   epoch ─▶ that node took the session over meanwhile: the kept copy is ended
+   *   otherwise ─▶ takeover(from the record we saw) ─ compare-and-set: of nodes racing,
+   *   exactly one wins ─▶ log continued at its head ─▶ keeper: attach {epoch, from: head}
+   *   ─▶ every byte the log lacks is resent, none twice ─▶ `owner` to the clients
+   *
+   * With no store record (an embedded node's memory store), the keeper's copy of the
+   * spec, owner and creation time recreates it; with no log (memory, or a Redis that
+   * restarted empty) output continues from the oldest byte the keeper still holds.
+   * A kept terminal attached to a live connection is not looked at, so this costs one
+   * local round trip when there is nothing to adopt. Returns the sessions still kept here
+   * unadopted (the reaper must not restart or end those: their shells run).
    */
-  async releaseAll(): Promise<void> {
+  async adoptKept(alive: ReadonlySet<NodeId>): Promise<Set<SessionId>> {
+    const waiting = new Set<SessionId>();
+    const keeper = this.deps.keeper;
+    if (!keeper || this.draining || keeper.state !== 'up') return waiting;
+    const { sessions, nodes } = await keeper.listUnattached();
+    const connected = new Set(nodes);
+    for (const kept of sessions) {
+      if (kept.attached !== null || this.sessions.has(kept.sid) || this.draining) continue;
+      let adopted = false;
+      try {
+        adopted = await this.adoptOne(keeper, kept, alive, connected);
+      } catch (err) {
+        this.deps.logger.warn('adopting a kept terminal failed', { sid: kept.sid, err: String(err) });
+      }
+      if (!adopted) waiting.add(kept.sid);
+    }
+    return waiting;
+  }
+
+  private async adoptOne(keeper: KeptTerminals, kept: KeptSessionInfo, alive: ReadonlySet<NodeId>, connected: ReadonlySet<NodeId>): Promise<boolean> {
+    const { sid } = kept;
+    const self = this.options.nodeId;
+    const [holder, record] = await Promise.all([this.deps.leases.current(sid), this.deps.store.getSession(sid)]);
+    if (holder && holder.node !== self && alive.has(holder.node)) {
+      // A live node owns the session. One sharing this keeper attaches the terminal itself;
+      // any other took the session over while its node was away: the higher epoch wins.
+      if (!connected.has(holder.node) && holder.epoch > kept.epoch && await keeper.discard(sid, holder.epoch)) {
+        this.deps.logger.info('kept terminal ended: another node took the session over', { sid, kept: kept.epoch, owner: holder.node, epoch: holder.epoch });
+      }
+      return false;
+    }
+    if (!holder && record && (record.status === 'exited' || record.status === 'lost')) {
+      await keeper.discard(sid, Number.MAX_SAFE_INTEGER);
+      this.deps.logger.info('kept terminal ended: its session is over', { sid, status: record.status });
+      return false;
+    }
+    const epoch = await this.deps.leases.takeover(sid, self, holder, Math.max(kept.epoch, record?.epoch ?? 0));
+    if (epoch === null) {
+      // Another node won the compare-and-set; the next pass sees whom it went to.
+      this.deps.logger.info('another node adopted the kept terminal first', { sid, seen: holder });
+      return false;
+    }
+    const spec: OpenSpec = record ? { ...specOf(record), cols: kept.spec.cols, rows: kept.spec.rows } : kept.spec;
+    // Until the terminal is attached, a failure (Redis or the store unreachable) leaves it
+    // kept: the record is ours at `epoch`, so a later pass takes it over again and retries.
+    const bounds = await this.deps.log.bounds(sid);
+    const archived = await this.deps.store.archivedHead(sid).catch(() => 0);
+    const from = bounds ? Math.max(bounds.head, archived) : Math.max(archived, kept.start);
+    if (from < kept.start || from > kept.total) {
+      const why = `the log ends at ${from} but the keeper holds output ${kept.start}-${kept.total}, so the offsets cannot continue exactly`;
+      await this.endKept(keeper, record ?? recordOf(kept, self, epoch), epoch, why);
+      return false;
+    }
+    await this.deps.log.init(sid, from);
+    if (record) {
+      if (!(await this.deps.store.updateSession(sid, epoch, { node: self, status: 'running', cols: spec.cols, rows: spec.rows }))) {
+        await this.deps.leases.release(sid, self, epoch).catch(() => {});
+        return false;
+      }
+    } else {
+      await this.deps.store.createSession(recordOf(kept, self, epoch));
+    }
+    const { session, listening } = this.run(sid, spec, epoch, from, { owner: kept.owner, createdAt: kept.createdAt }, keeper.adopt(sid, epoch, from));
+    try {
+      await listening;
+    } catch (err) {
+      // The keeper refused the attach (or died): the terminal cannot be continued.
+      session.fence();
+      await this.endKept(keeper, record ?? recordOf(kept, self, epoch), epoch, `its terminal could not be reattached: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+    await session.announce({ t: 'owner', sid, node: self, epoch });
+    void this.event(sid, epoch, 'adopted', { node: self, from: holder?.node ?? null, head: from, kept: kept.total });
+    this.deps.logger.info('adopted a kept terminal', { sid, epoch, head: from, kept: kept.total, pid: kept.pid, from: holder?.node ?? null });
+    return true;
+  }
+
+  /** A kept terminal that cannot be continued: ended, and its session marked lost with `why`. */
+  private async endKept(keeper: KeptTerminals, record: SessionRecord, epoch: Epoch, why: string): Promise<void> {
+    this.deps.logger.warn('a kept terminal cannot be adopted: the session ends', { sid: record.sid, why });
+    await keeper.discard(record.sid, Number.MAX_SAFE_INTEGER).catch(() => false);
+    await this.markLost(record, epoch, why);
+  }
+
+  /**
+   * Hands sessions back without ending them (drain): echo and agent sessions are
+   * released for another node to take over; terminals held by the keeper are left to
+   * it, running, with the owner record still ours (the next node process on this machine
+   * adopts them); terminals inside this process are ended.
+   */
+  async releaseAll(handOffMs = 5_000): Promise<void> {
+    let handed = 0;
     await Promise.all([...this.sessions.values()].map(async ({ session }) => {
       if (session.spec.kind === 'pty') {
-        session.backend.kill('SIGHUP');
+        if (!session.canHandOff) {
+          session.backend.kill('SIGHUP');
+          return;
+        }
+        try {
+          await session.handOff(handOffMs);
+        } catch (err) {
+          this.deps.logger.warn('handing a terminal to the keeper failed', { sid: session.sid, err: String(err) });
+        }
+        if (session.state === 'handed') {
+          this.forget(session, 'handed to the keeper');
+          handed++;
+        }
         return;
       }
       session.fence();
       await this.deps.leases.release(session.sid, this.options.nodeId, session.epoch).catch(this.dropped('owner record release', { sid: session.sid }));
     }));
+    if (handed > 0) this.deps.logger.info('terminals handed to the keeper', { terminals: handed });
   }
 
   /** Ends every session (shutdown): terminals get SIGHUP, then SIGKILL after `graceMs`. */
@@ -549,5 +689,16 @@ function specOf(record: SessionRecord): OpenSpec {
     ...(record.cmd !== null ? { cmd: record.cmd } : {}), args: record.args,
     ...(record.cwd !== null ? { cwd: record.cwd } : {}), env: record.env,
     ...(record.name !== null ? { name: record.name } : {}),
+  };
+}
+
+/** A session record from what the keeper kept (the store forgot it: an embedded node restarted). */
+function recordOf(kept: KeptSessionInfo, node: NodeId, epoch: Epoch): SessionRecord {
+  const { spec } = kept;
+  return {
+    sid: kept.sid, kind: spec.kind, owner: kept.owner, node, epoch, status: 'running',
+    cols: spec.cols, rows: spec.rows, policy: spec.policy, onLoss: spec.onLoss,
+    cmd: spec.cmd ?? null, args: spec.args ?? [], cwd: spec.cwd ?? null, env: spec.env ?? {}, name: spec.name ?? null,
+    createdAt: kept.createdAt, lastActivity: Date.now(), clients: 0, exitCode: null, exitSignal: null, exitReason: null,
   };
 }

@@ -4,9 +4,10 @@
  *   backend ──data──▶ pending (this turn) ──setImmediate──▶ OutputPipeline ──▶ log.append
  *                                                            (fence check + store + publish)
  *
- * State: running → exited | fenced. `fenced` means another node owns the session now
+ * State: running → exited | fenced | handed. `fenced` means another node owns the session now
  * (a higher epoch in the owner record): the backend is stopped and nothing more is
- * written. A Redis outage or a stalled event loop does NOT fence: output is held
+ * written. `handed` (drain): the backend's process runs on in the keeper, unattached,
+ * for the next node process on this machine to adopt; the owner record stays ours. A Redis outage or a stalled event loop does NOT fence: output is held
  * (the backend paused once MAX_UNCONFIRMED_BYTES wait) and continues at the same
  * offsets when the log answers again.
  */
@@ -29,7 +30,7 @@ const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
 /** Input waiting for a program that does not read it, per session, before input is refused. */
 export const MAX_QUEUED_INPUT_BYTES = 1024 * 1024;
 
-export type HostedState = 'running' | 'exited' | 'fenced';
+export type HostedState = 'running' | 'exited' | 'fenced' | 'handed';
 
 export interface HostedSessionDeps {
   log: SessionLog;
@@ -68,6 +69,7 @@ export class HostedSession implements OutputPipelineDeps {
   private latest: Size;
   private backendPaused = false;
   private exitInfo: BackendExit | undefined;
+  private handingOff = false;
 
   constructor(
     readonly sid: SessionId,
@@ -83,15 +85,21 @@ export class HostedSession implements OutputPipelineDeps {
     this.output = new OutputPipeline(sid, epoch, head, this);
     backend.onData((data) => this.onOutput(data));
     backend.onExit((exit) => void this.onBackendExit(exit));
+    backend.onTaken?.((reason) => this.onEnded(reason, false));
   }
 
-  /** Output of our own (a notice) into the stream, ordered with the backend's. */
+  /**
+   * Output of our own (a notice) into the stream, ordered with the backend's. A backend
+   * held outside the node numbers the notice itself, so its offsets stay the log's.
+   */
   emit(data: Uint8Array): void {
-    this.onOutput(data);
+    if (!this.backend.note) this.onOutput(data);
+    else if (this.state === 'running') this.backend.note(data);
   }
 
   private onOutput(data: Uint8Array): void {
-    if (this.state !== 'running') return;
+    // Handing off: later output stays with the keeper (unacknowledged), for the next owner.
+    if (this.state !== 'running' || this.handingOff) return;
     this.pending.push(data);
     this.pendingBytes += data.length;
     if (!this.flushScheduled) {
@@ -135,17 +143,45 @@ export class HostedSession implements OutputPipelineDeps {
 
   /** Stop everything at once: another node owns the session now. */
   fence(handBack = false): void {
-    if (this.state === 'fenced' || this.state === 'exited') return;
+    if (this.state !== 'running') return;
     this.state = 'fenced';
     this.pending = [];
     this.pendingBytes = 0;
     this.output.end();
-    this.backend.kill('SIGKILL');
+    if (this.backend.discard) this.backend.discard();
+    else this.backend.kill('SIGKILL');
     this.deps.onFenced(this, handBack);
   }
 
+  /** Whether the process can run on without this node (it lives in the keeper). */
+  get canHandOff(): boolean {
+    return this.backend.handOff !== undefined;
+  }
+
+  /**
+   * Drain: output read so far goes to the log (until `deadlineMs`), then the backend is
+   * let go without ending it. What the log did not confirm stays with the keeper, which
+   * resends it to the next owner from the log's head.
+   */
+  async handOff(deadlineMs: number): Promise<void> {
+    if (this.state !== 'running' || !this.backend.handOff) return;
+    this.flush();
+    this.handingOff = true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.output.settled(), new Promise<void>((r) => { timer = setTimeout(r, deadlineMs); })]);
+    clearTimeout(timer);
+    if ((this.state as HostedState) !== 'running') return;
+    this.state = 'handed';
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.output.end();
+    await this.backend.handOff();
+  }
+
   private async onBackendExit(exit: BackendExit): Promise<void> {
-    if (this.state !== 'running') return;
+    // Handing off, output after the hand-off point was left to the keeper: the next owner
+    // gets it, and this exit, from there.
+    if (this.state !== 'running' || this.handingOff) return;
     this.flush();
     await this.output.settled();
     if (this.state !== 'running') return;
@@ -162,6 +198,7 @@ export class HostedSession implements OutputPipelineDeps {
 
   onConfirmed(chunk: Chunk, epoch: Epoch): void {
     this.deps.archive?.(this.sid, epoch, chunk.off, chunk.data);
+    this.backend.confirmed?.(chunk.off + chunk.data.length);
   }
 
   onBacklog(): void {

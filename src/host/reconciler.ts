@@ -8,7 +8,13 @@
  *   ─▶ owner frame / restart / lost. A paused A that wakes up is refused by epoch.
  *
  * It also adopts what this node owned before a restart (same SWITCHBOARD_NODE_ID,
- * ADR-0010 of seed 000): those processes are gone, so they are handled like orphans.
+ * ADR-0010 of seed 000). Terminals the keeper kept are reattached first
+ * (Host.adoptKept, every pass: one local round trip when there is nothing to adopt);
+ * other processes of a previous life are gone, so they are handled like orphans.
+ *
+ * A dead node's terminals may still run in its keeper, waiting for its next process
+ * (a crash and restart, an upgrade): a node that said it had a keeper (NodeInfo.keeper)
+ * gets its `keeperGraceMs` to come back before its pty sessions are taken elsewhere.
  */
 import type { Leases } from '../lease/leases.js';
 import type { Registry } from '../registry/registry.js';
@@ -20,6 +26,8 @@ import type { Host } from './host.js';
 const MAX_PER_PASS = 2_000;
 /** Sessions taken over per batch (one PostgreSQL write each for heads, moves, events). */
 const TAKEOVER_BATCH = 1_000;
+/** Nodes gone this long are forgotten (their grace is long over). */
+const FORGET_NODE_MS = 3_600_000;
 
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
@@ -28,11 +36,16 @@ export class Reconciler {
   private adoptedOwn = false;
   /** No takeovers before this time (the registry may be refilling after an outage). */
   private quietUntil = 0;
+  /** When each node was last seen in the registry, and the grace its keeper asked for. */
+  private readonly lastSeen = new Map<NodeId, { at: number; graceMs: number }>();
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly self: NodeId,
     private readonly intervalMs: number,
     private readonly deps: { host: Host; store: Store; leases: Leases; registry: Registry; logger: Logger },
+    /** The grace for a node never seen alive (this node's own setting: clusters are alike). */
+    private readonly defaultGraceMs = 0,
   ) {}
 
   start(): void {
@@ -62,7 +75,15 @@ export class Reconciler {
     try {
       const { host, store, leases, registry } = this.deps;
       if (host.draining) return 0;
-      const alive = new Set((await registry.list()).map((n) => n.id));
+      const nodes = await registry.list();
+      const now = Date.now();
+      for (const n of nodes) this.lastSeen.set(n.id, { at: now, graceMs: n.keeper && n.keeper !== 'off' ? n.keeperGraceMs ?? 0 : 0 });
+      for (const [id, seen] of this.lastSeen) if (now - seen.at > FORGET_NODE_MS) this.lastSeen.delete(id);
+      const alive = new Set(nodes.map((n) => n.id));
+      const kept = await host.adoptKept(alive).catch((err) => {
+        this.deps.logger.warn('adopting kept terminals failed', { err: String(err) });
+        return new Set<string>();
+      });
       const live = new Set(alive);
       // Our own records count as orphans until the first pass has adopted what a previous
       // life of this node left; after that every one of them is a session we run.
@@ -77,7 +98,9 @@ export class Reconciler {
         const record = await store.getSession(sid);
         if (record && (record.status === 'running' || record.status === 'starting')) running.push(record);
       }
-      const orphans = running.filter((r) => !host.hosted(r.sid)).slice(0, MAX_PER_PASS);
+      // A terminal our keeper still holds is adopted (or ended) by adoptKept, never
+      // restarted or marked lost here: its shell is running.
+      const orphans = running.filter((r) => !host.hosted(r.sid) && !kept.has(r.sid) && !this.inGrace(r.kind, r.node, now)).slice(0, MAX_PER_PASS);
       const holders = await leases.currentMany(orphans.map((r) => r.sid));
       // The store lags: skip what a live node owns already (e.g. taken over just now).
       const free = orphans.flatMap((record, i) => {
@@ -95,6 +118,14 @@ export class Reconciler {
       this.passes++;
     }
     return taken;
+  }
+
+  /** A pty session of a node that may come back to its keeper soon: not ours to take yet. */
+  private inGrace(kind: string, node: NodeId, now: number): boolean {
+    if (kind !== 'pty' || node === this.self) return false;
+    const seen = this.lastSeen.get(node);
+    const graceMs = seen ? seen.graceMs : this.defaultGraceMs;
+    return now - (seen?.at ?? this.startedAt) < graceMs;
   }
 
   stop(): void {

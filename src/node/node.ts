@@ -16,6 +16,9 @@ import { edgeLimits } from '../edge/limits.js';
 import { Server, securityOptions } from '../edge/server.js';
 import { Host } from '../host/host.js';
 import { Reconciler } from '../host/reconciler.js';
+import { KeeperLink } from '../keeper/link.js';
+import { KeeperTerminals } from '../keeper/terminals.js';
+import { ptyUsage } from '../backend/pty-capacity.js';
 import type { NodeInfo } from '../registry/registry.js';
 import type { NodeId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
@@ -34,6 +37,8 @@ const CORES = Math.max(1, cpus().length);
 const BYE_BATCH = 200;
 const BYE_PAUSE_MS = 50;
 const BYE_RETRY_MS = 250;
+/** A keeper this node starts exits this long after its last terminal and node left. */
+const KEEPER_IDLE_EXIT_MS = 10_000;
 
 export type NodeState = 'created' | 'starting' | 'serving' | 'draining' | 'stopped';
 
@@ -45,6 +50,8 @@ export class SwitchboardNode {
   readonly host: Host | undefined;
   readonly server: Server;
   private readonly reconciler: Reconciler | undefined;
+  /** The keeper holding this node's terminals (hosts, unless SWITCHBOARD_KEEPER=off). */
+  readonly keeperLink: KeeperLink | undefined;
   private inboxUnsubscribe: Unsubscribe | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
@@ -77,6 +84,21 @@ export class SwitchboardNode {
       limits: edgeLimits(config),
     }, { bus: seams.bus, log: seams.log, store: seams.store, registry: seams.registry, rpc: this.rpc, logger: logger.child('edge'), metrics: this.metrics });
     if (isHost) {
+      let keeper: KeeperTerminals | undefined;
+      if (config.keeper !== 'off') {
+        this.keeperLink = new KeeperLink({
+          socketPath: config.keeperSocket, nodeId: config.nodeId, mode: config.keeper, logger: logger.child('keeper'),
+          idleExitMs: KEEPER_IDLE_EXIT_MS, orphanMs: config.keeperOrphanMs, logLevel: config.logLevel,
+          // Placement reads the keeper's state from the registry: tell it now, not next beat.
+          onStateChange: () => {
+            if (this.state === 'serving') void this.heartbeat();
+          },
+        });
+        // A memory log dies with the node: the keeper then keeps a replay window of output
+        // the log had confirmed too, so a restarted node can replay it.
+        const retain = config.redisUrls.length === 0 ? config.replayBytes : 0;
+        keeper = new KeeperTerminals(this.keeperLink, { maxBuffer: config.keeperBuffer, retain }, backends);
+      }
       this.host = new Host({
         nodeId: config.nodeId,
         capacity: config.capacity,
@@ -85,13 +107,18 @@ export class SwitchboardNode {
         idleTtlMs: config.idleTtlMs,
       }, {
         bus: seams.bus, log: seams.log, leases: seams.leases, registry: seams.registry, store: seams.store, limiter: seams.limiter,
-        backends, rpc: this.rpc, logger: logger.child('host'), metrics: this.metrics,
+        backends: keeper?.backends ?? backends, rpc: this.rpc, logger: logger.child('host'), metrics: this.metrics,
         ...(seams.archive ? { archive: seams.archive } : {}),
+        ...(keeper ? { keeper } : {}),
       });
       this.reconciler = new Reconciler(config.nodeId, RECONCILE_MS, {
         host: this.host, store: seams.store, leases: seams.leases, registry: seams.registry, logger: logger.child('reconcile'),
-      });
+      }, config.keeperGraceMs);
       instrumentHost(this.metrics, this.host, config.capacity);
+      if (this.keeperLink) {
+        const link = this.keeperLink;
+        this.metrics.register('switchboard_keeper_up', 'Whether the terminal keeper answers (1) or not (0)', 'gauge', () => (link.state === 'up' ? 1 : 0));
+      }
     }
     this.server = new Server({
       host: config.host,
@@ -124,6 +151,8 @@ export class SwitchboardNode {
         .catch((err) => this.logger.warn('ownership check failed', { err: String(err) })), this.config.leaseTtlMs);
       check.unref();
     });
+    // Terminals live in the keeper: it must answer before any session is opened or adopted.
+    await this.keeperLink?.start();
     this.edge.start();
     this.host?.start();
     const port = await this.server.listen();
@@ -221,6 +250,17 @@ export class SwitchboardNode {
       rss: process.memoryUsage.rss(),
       cpu: this.lastCpu,
       keystrokeP99Ms: this.metrics.keystrokeP99Ms(),
+      ...(this.host ? this.terminalHealth() : {}),
+    };
+  }
+
+  /** What placement needs to know before sending this host a terminal. */
+  private terminalHealth(): Pick<NodeInfo, 'keeper' | 'keeperGraceMs' | 'ptys' | 'ptyMax'> {
+    const usage = ptyUsage();
+    return {
+      keeper: this.keeperLink?.state ?? 'off',
+      keeperGraceMs: this.keeperLink ? this.config.keeperGraceMs : 0,
+      ...(usage ? { ptys: usage.inUse, ptyMax: usage.max } : {}),
     };
   }
 
@@ -234,7 +274,9 @@ export class SwitchboardNode {
 
   /**
    * Drain: no new sessions here, clients told `bye` in paced jittered batches, sessions
-   * handed over (echo, agent) or ended (pty), then the node stops, within the deadline.
+   * handed over (echo, agent), terminals left running in the keeper for the next node
+   * process on this machine (or ended, without a keeper), then the node stops, within
+   * the deadline.
    */
   async drain(): Promise<void> {
     if (this.state !== 'serving') return this.stopping ?? Promise.resolve();
@@ -244,8 +286,8 @@ export class SwitchboardNode {
     await this.heartbeat();
     this.server.stopListening();
     await this.edge.sayBye(BYE_RETRY_MS, BYE_BATCH, BYE_PAUSE_MS);
-    await this.host?.releaseAll();
     const deadline = Date.now() + this.config.drainDeadlineMs;
+    await this.host?.releaseAll(Math.floor(this.config.drainDeadlineMs / 2));
     while ((this.host?.count ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await this.shutdown(Math.max(0, deadline - Date.now()));
     this.onStopped?.();
@@ -268,6 +310,7 @@ export class SwitchboardNode {
     await this.host?.stopAll(Math.min(graceMs, 2_000));
     this.server.closeAll();
     this.host?.close();
+    this.keeperLink?.close();
     this.edge.close();
     this.inboxUnsubscribe?.();
     this.rpc.close();

@@ -29,6 +29,13 @@ export interface NodeInfo {
    * 2048 most recent at most), ms; null without keystrokes. Absent from older nodes.
    */
   keystrokeP99Ms?: number | null;
+  /** Its terminal keeper (src/keeper): absent on older nodes and edges. */
+  keeper?: 'up' | 'down' | 'off';
+  /** How long others wait for it to come back to its keeper before taking its terminals. */
+  keeperGraceMs?: number;
+  /** PTYs in use on its machine and the kernel's limit (kernel.pty.nr, kernel.pty.max). */
+  ptys?: number;
+  ptyMax?: number;
 }
 
 export interface Registry {

@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../../src/config/config.js';
 import { SwitchboardNode } from '../../src/node/node.js';
 import { memorySeams, type Seams } from '../../src/node/wiring.js';
 import { createLogger } from '../../src/util/log.js';
+import { uniqueKeeperSocket } from './keeper.js';
 
 export const TEST_TOKEN = 'test-token-0123456789';
 
@@ -19,7 +20,9 @@ export interface TestNode {
 }
 
 export async function startNode(flags: string[] = [], seams?: (config: Config) => Seams): Promise<TestNode> {
-  const config = loadConfig(['--port', '0', '--token', TEST_TOKEN, '--log-level', 'error', ...flags], {});
+  // In-process nodes share one default node id: each gets a keeper of its own.
+  const keeper = flags.some((f) => f.startsWith('--keeper-socket')) ? [] : ['--keeper-socket', uniqueKeeperSocket()];
+  const config = loadConfig(['--port', '0', '--token', TEST_TOKEN, '--log-level', 'error', ...keeper, ...flags], {});
   const node = new SwitchboardNode(config, seams ? seams(config) : memorySeams(config), createLogger('error'));
   const port = await node.start();
   return {

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { TEST_TOKEN } from './node.js';
 import { freePort } from './redis.js';
+import { keeperSocketFor } from './keeper.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -26,7 +27,12 @@ export interface NodeProcess {
 export async function spawnNode(id: string, env: Record<string, string>, flags: string[] = []): Promise<NodeProcess> {
   const port = await freePort();
   const proc = spawn(process.execPath, [MAIN, 'serve', '--port', String(port), '--node-id', id, ...flags], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', SWITCHBOARD_TOKEN: TEST_TOKEN, SWITCHBOARD_LOG_LEVEL: 'info', ...env },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', SWITCHBOARD_TOKEN: TEST_TOKEN, SWITCHBOARD_LOG_LEVEL: 'info',
+      // The node's keeper lives in this test's temp dir and dies with the test process.
+      SWITCHBOARD_KEEPER_SOCKET: keeperSocketFor(id),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];

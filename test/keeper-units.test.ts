@@ -1,0 +1,93 @@
+/**
+ * The keeper's pure parts: the output buffer's offsets and bounds, the framing, the
+ * settings.
+ */
+import t from 'tap';
+import { OutputBuffer } from '../src/keeper/output-buffer.js';
+import { encodeKeeperFrame, FrameReader, MAX_KEEPER_FRAME } from '../src/keeper/protocol.js';
+import { defaultKeeperSocket, MAX_SOCKET_PATH } from '../src/keeper/paths.js';
+import { loadConfig } from '../src/config/config.js';
+import { parseKeeperArgs } from '../src/cli/keeper.js';
+
+const bytes = (s: string): Uint8Array => Buffer.from(s);
+const text = (chunks: Uint8Array[]): string => Buffer.concat(chunks).toString();
+
+t.test('output buffer: offsets from the base, resend from any held offset, acks trim', async (t) => {
+  const b = new OutputBuffer(100, 10, 0);
+  t.equal(b.push(bytes('hello')), 100);
+  t.equal(b.push(bytes('world')), 105);
+  t.equal(b.total, 110);
+  t.equal(b.start, 100);
+  t.ok(b.full, 'ten unconfirmed bytes fill a ten-byte buffer');
+  t.equal(text(b.from(103)), 'loworld', 'sliced exactly at the offset');
+  b.confirm(107);
+  t.notOk(b.full);
+  t.equal(b.start, 105, 'whole chunks below the ack are dropped');
+  t.equal(b.bytes, 5);
+  b.confirm(104);
+  t.equal(b.confirmed, 107, 'an older ack changes nothing');
+  b.confirm(500);
+  t.equal(b.confirmed, 110, 'an ack past the output is clamped to it');
+  t.equal(b.bytes, 0);
+  t.equal(b.start, 110);
+});
+
+t.test('output buffer: rebase to a log head resends from it; outside what is held it throws', async (t) => {
+  const b = new OutputBuffer(0, 1024, 4);
+  b.push(bytes('abc'));
+  b.push(bytes('def'));
+  b.push(bytes('ghi'));
+  b.confirm(9);
+  t.equal(b.start, 3, 'retain keeps whole chunks covering the last 4 acknowledged bytes');
+  t.equal(text(b.from(b.start)), 'defghi');
+  b.rebase(4);
+  t.equal(b.confirmed, 4, 'a restarted node with an empty log takes the retained bytes again');
+  t.equal(b.unconfirmed, 5);
+  t.throws(() => b.rebase(2), RangeError, 'older than held');
+  t.throws(() => b.rebase(10), RangeError, 'past the output');
+});
+
+t.test('framing: frames split and joined anywhere decode the same; oversized and non-map frames are refused', async (t) => {
+  const frames = [
+    encodeKeeperFrame({ t: 'data', sid: 's', off: 5, data: bytes('x'.repeat(1000)) }),
+    encodeKeeperFrame({ t: 'exit', sid: 's', code: 3 }),
+  ];
+  const all = Buffer.concat(frames);
+  for (const cut of [1, 3, 4, 5, 500, frames[0]!.length, frames[0]!.length + 2]) {
+    const r = new FrameReader();
+    const out = [...r.push(all.subarray(0, cut)), ...r.push(all.subarray(cut))];
+    t.equal(out.length, 2, `cut at ${cut}`);
+    t.match(out[1], { t: 'exit', code: 3 });
+    t.equal(Buffer.from((out[0] as { data: Uint8Array }).data).toString(), 'x'.repeat(1000));
+  }
+  const big = Buffer.alloc(4);
+  big.writeUInt32BE(MAX_KEEPER_FRAME + 1);
+  t.throws(() => new FrameReader().push(big), /exceeds/);
+  const notMap = Buffer.concat([Buffer.from([0, 0, 0, 1]), Buffer.from([0x07])]);
+  t.throws(() => new FrameReader().push(notMap), /not a map/);
+});
+
+t.test('settings: keeper mode, socket, buffer, grace; the default socket is per node id and fits', async (t) => {
+  const c = loadConfig(['--node-id', 'n1'], {});
+  t.equal(c.keeper, 'auto');
+  t.equal(c.keeperSocket, defaultKeeperSocket('n1'));
+  t.match(c.keeperSocket, /keeper-n1\.sock$/);
+  t.equal(c.keeperBuffer, 256 * 1024);
+  const long = 'n'.repeat(128);
+  t.ok(Buffer.byteLength(defaultKeeperSocket(long)) <= MAX_SOCKET_PATH, 'a long node id is hashed into a short socket name');
+  t.not(defaultKeeperSocket(long), defaultKeeperSocket('m'.repeat(128)));
+  const set = loadConfig([], { SWITCHBOARD_KEEPER: 'external', SWITCHBOARD_KEEPER_SOCKET: '/run/sb/k.sock', SWITCHBOARD_KEEPER_BUFFER: '64KiB', SWITCHBOARD_KEEPER_GRACE_MS: '0' });
+  t.match(set, { keeper: 'external', keeperSocket: '/run/sb/k.sock', keeperBuffer: 65536, keeperGraceMs: 0 });
+  t.throws(() => loadConfig(['--keeper', 'maybe'], {}), /SWITCHBOARD_KEEPER: must be one of auto, external, off/);
+  t.throws(() => loadConfig(['--keeper-socket', 'relative.sock'], {}), /SWITCHBOARD_KEEPER_SOCKET: must be an absolute path/);
+  t.throws(() => loadConfig(['--keeper-socket', '/' + 'x'.repeat(120)], {}), /SWITCHBOARD_KEEPER_SOCKET: must be at most 107 bytes/);
+  t.throws(() => loadConfig(['--keeper-buffer', '1'], {}), /SWITCHBOARD_KEEPER_BUFFER/);
+});
+
+t.test('switchboard keeper options', async (t) => {
+  t.match(parseKeeperArgs(['--socket', '/tmp/x.sock', '--idle-exit-ms=500'], {}), { socket: '/tmp/x.sock', idleExitMs: 500, orphanMs: 0 });
+  t.match(parseKeeperArgs([], { SWITCHBOARD_KEEPER_SOCKET: '/tmp/y.sock', SWITCHBOARD_KEEPER_ORPHAN_MS: '60000', SWITCHBOARD_NODE_ID: 'n9' }), { socket: '/tmp/y.sock', orphanMs: 60000, nodeId: 'n9' });
+  t.throws(() => parseKeeperArgs(['--socket', 'rel.sock'], {}), /absolute/);
+  t.throws(() => parseKeeperArgs(['--orphan-ms', 'soon'], {}), /whole number/);
+  t.throws(() => parseKeeperArgs(['--bogus', '1'], {}), /unknown option/);
+});
