@@ -4,7 +4,9 @@ import { startNode } from './helpers/node.js';
 import { TestClient } from './helpers/ws.js';
 
 t.test('a viewer that falls behind past the window gets a gap and the live tail; the session never pauses', async (t) => {
-  const server = await startNode(['--replay-bytes', '64KiB', '--high-watermark', '128KiB', '--low-watermark', '32KiB']);
+  const server = await startNode(['--replay-bytes', '64KiB', '--high-watermark', '128KiB', '--low-watermark', '32KiB',
+    // The writer pushes 4.8 MB at once: above the default per-connection byte budget.
+    '--connection-bytes-rate', '64MiB', '--connection-bytes-burst', '64MiB']);
   t.teardown(() => server.stop());
   const writer = await TestClient.connect(server.url);
   const { sid } = await writer.request({ t: 'open', kind: 'echo' });
