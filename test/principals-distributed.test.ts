@@ -11,7 +11,7 @@ import { startRedis, until, type RedisServer } from './helpers/redis.js';
 import { startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { spawnNode, type NodeProcess } from './helpers/processes.js';
 import { upgradeStatus } from './helpers/http.js';
-import { TestClient, type Frame } from './helpers/ws.js';
+import { refusal, TestClient, type Frame } from './helpers/ws.js';
 import { TEST_TOKEN } from './helpers/node.js';
 
 const SECRET = 'distributed-principals-secret-0123456789';
@@ -20,15 +20,6 @@ const INPUT_RATE = 4096;
 function jwt(sub: string): Promise<string> {
   return new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) + 600)
     .sign(new TextEncoder().encode(SECRET));
-}
-
-async function refusal(c: TestClient, frame: Frame): Promise<string | undefined> {
-  try {
-    await c.request(frame);
-    return undefined;
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
 }
 
 let redis: RedisServer;

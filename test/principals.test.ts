@@ -11,7 +11,7 @@ import { newSessionId } from '../src/util/ids.js';
 import { rawRequest, upgradeStatus } from './helpers/http.js';
 import { startNode, TEST_TOKEN, type TestNode } from './helpers/node.js';
 import { until } from './helpers/redis.js';
-import { TestClient, type Frame } from './helpers/ws.js';
+import { refusal, TestClient, type Frame } from './helpers/ws.js';
 
 const SECRET = 'principals-test-jwt-secret-0123456789';
 const nowS = (): number => Math.floor(Date.now() / 1000);
@@ -32,16 +32,6 @@ async function api(node: TestNode, method: string, path: string, token: string, 
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return { status: res.status, json: res.text ? res.json() : undefined };
-}
-
-/** A request's error code, or undefined when it succeeded. */
-async function refusal(c: TestClient, frame: Frame): Promise<string | undefined> {
-  try {
-    await c.request(frame);
-    return undefined;
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
 }
 
 let node: TestNode;

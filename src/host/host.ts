@@ -373,19 +373,9 @@ export class Host {
    * not one per session; each noted session we still run is checked and ended.
    */
   async checkTaken(): Promise<void> {
-    const taken = (await this.deps.leases.takenFrom(this.options.nodeId)).filter((sid) => this.sessions.has(sid));
+    const taken = (await this.deps.leases.takenFrom(this.options.nodeId)).flatMap((sid) => this.hosted(sid) ?? []);
     if (taken.length === 0) return;
-    const holders = await this.deps.leases.currentMany(taken);
-    let ended = 0;
-    taken.forEach((sid, i) => {
-      const session = this.hosted(sid);
-      const holder = holders[i];
-      if (session && holder && holder.epoch > session.epoch) {
-        ended++;
-        this.deps.logger.warn('fenced: another node took the session over', { sid, epoch: session.epoch, current: holder.epoch });
-        session.fence();
-      }
-    });
+    const { ended } = await this.checkOwners(taken, false);
     this.deps.logger.info('sessions taken over while our lease lapsed', { noted: taken.length, ended });
   }
 
@@ -397,6 +387,12 @@ export class Host {
    */
   async verifyOwnership(why: string): Promise<void> {
     const sessions = [...this.sessions.values()].map((e) => e.session).filter((s) => s.state === 'running');
+    const { ended, missing } = await this.checkOwners(sessions, true);
+    this.deps.logger.info('ownership verified', { why, sessions: sessions.length, ended, missing });
+  }
+
+  /** Reads the owner records of `sessions`: a higher epoch ends our copy; a missing one is reclaimed if asked. */
+  private async checkOwners(sessions: HostedSession[], reclaimMissing: boolean): Promise<{ ended: number; missing: number }> {
     let ended = 0;
     let missing = 0;
     for (let i = 0; i < sessions.length; i += VERIFY_BATCH) {
@@ -406,7 +402,7 @@ export class Host {
         const holder = holders[j];
         if (!holder) {
           missing++;
-          session.ownerRecordMissing();
+          if (reclaimMissing) session.ownerRecordMissing();
         } else if (holder.epoch > session.epoch) {
           ended++;
           this.deps.logger.warn('fenced: another node took the session over', { sid: session.sid, epoch: session.epoch, current: holder.epoch });
@@ -414,7 +410,7 @@ export class Host {
         }
       });
     }
-    this.deps.logger.info('ownership verified', { why, sessions: sessions.length, ended, missing });
+    return { ended, missing };
   }
 
   /**

@@ -130,3 +130,13 @@ export class TestClient {
     this.ws.close();
   }
 }
+
+/** A request's error code, or undefined when it succeeded. */
+export async function refusal(c: TestClient, frame: Frame): Promise<string | undefined> {
+  try {
+    await c.request(frame);
+    return undefined;
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+}
