@@ -6,7 +6,7 @@ import t from 'tap';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeMessage, encodeFrame, encodeValue, WIRE_CODEC_OPTIONS } from '../src/protocol/codec.js';
+import { decodeMessage, encodeFrame, encodeValue, peekOut, WIRE_CODEC_OPTIONS } from '../src/protocol/codec.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -59,4 +59,46 @@ t.test('nothing but the codec module configures msgpackr', async (t) => {
     .filter((f) => !allowed.has(f) && !f.startsWith('bench/relay-baseline/'))
     .filter((f) => /new (Packr|Unpackr)\(|^import .* from 'msgpackr';$/m.test(readFileSync(join(ROOT, f), 'utf8')));
   t.same(offenders, [], 'every producer and consumer imports src/protocol/codec.ts');
+});
+
+t.test('peekOut reads an out frame in place, exactly as decoding would', async (t) => {
+  const sids = ['s', 'x'.repeat(22), 'y'.repeat(31), 'z'.repeat(40)]; // fixstr and str8
+  const offs = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER];
+  const lengths = [0, 1, 255, 256, 65_535, 65_536, 70_000];
+  let checked = 0;
+  for (const sid of sids) {
+    for (const off of offs) {
+      for (const len of lengths) {
+        const data = Buffer.alloc(len, (off + len) & 0xff);
+        const bytes = encodeFrame({ t: 'out', sid, off, data });
+        const decoded = decodeMessage(bytes) as { off: number; data: Uint8Array };
+        const layout = peekOut(bytes);
+        if (!layout) {
+          t.fail(`no layout for sid ${sid.length} off ${off} len ${len}`);
+          continue;
+        }
+        if (layout.off !== decoded.off || layout.dataLength !== decoded.data.length
+          || !Buffer.from(bytes.subarray(layout.dataAt, layout.dataAt + layout.dataLength)).equals(Buffer.from(decoded.data))) {
+          t.fail(`layout differs from the decoded frame: sid ${sid.length} off ${off} len ${len}`);
+        }
+        checked++;
+      }
+    }
+  }
+  t.equal(checked, sids.length * offs.length * lengths.length, 'every combination read in place');
+});
+
+t.test('peekOut refuses what is not an out frame in encodeFrame layout', async (t) => {
+  const good = encodeFrame({ t: 'out', sid: 'abc', off: 5, data: Buffer.from('hello') });
+  t.ok(peekOut(good), 'the reference frame is read');
+  t.equal(peekOut(encodeFrame({ t: 'exit', sid: 'abc', code: 0 })), null, 'another frame type');
+  t.equal(peekOut(encodeFrame({ t: 'out', off: 5, sid: 'abc', data: Buffer.from('hello') })), null, 'another key order');
+  t.equal(peekOut(encodeFrame({ t: 'out', sid: 'abc', off: -1, data: Buffer.from('x') })), null, 'a negative offset');
+  t.equal(peekOut(encodeFrame({ t: 'out', sid: 'abc', off: 1.5, data: Buffer.from('x') })), null, 'a fractional offset');
+  t.equal(peekOut(encodeFrame({ t: 'out', sid: 'abc', off: 5, data: 'hello' })), null, 'data as a string, not bin');
+  for (let cut = 0; cut < good.length; cut++) {
+    if (peekOut(good.subarray(0, cut)) !== null) t.fail(`a frame cut at ${cut} bytes was read`);
+  }
+  t.equal(peekOut(Buffer.concat([good, Buffer.from([0])])), null, 'a byte after the data');
+  t.equal(peekOut(new Uint8Array(0)), null, 'nothing');
 });

@@ -360,7 +360,7 @@ export const DEFAULTS = {
   openConcurrency: 64,
   openQueue: 4096,
   exitedRetentionMs: 600_000,
-  archiveIntervalMs: 2_000,
+  archiveIntervalMs: 10_000,
   retentionMs: 7 * 86_400_000,
   keeper: 'auto' as KeeperMode,
   keeperSocket: undefined,

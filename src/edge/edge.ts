@@ -23,7 +23,7 @@ import { nodeInbox, sessionControl, sessionEvents } from '../bus/channels.js';
 import type { SessionLog } from '../log/log.js';
 import type { NodeInfo, Registry } from '../registry/registry.js';
 import type { SessionRecord, Store } from '../store/store.js';
-import { decodeMessage, encodeFrame, encodeValue } from '../protocol/codec.js';
+import { decodeMessage, encodeFrame, encodeValue, peekOut, type OutLayout } from '../protocol/codec.js';
 import type { AttachFrame, ClientFrame, KillFrame, OpenFrame, Role, ServerFrame } from '../protocol/frames.js';
 import { parseClientFrame, salvageRef } from '../protocol/parse.js';
 import { BACKEND_RETRY_MS, CLOSE, SwitchboardError, toSwitchboardError } from '../errors/errors.js';
@@ -110,12 +110,6 @@ interface Watched {
   unsubscribe: Unsubscribe | undefined;
   ready: Promise<void>;
   paused: boolean;
-}
-
-interface OutEvent {
-  t: 'out';
-  off: Offset;
-  data: Uint8Array;
 }
 
 export class Edge {
@@ -875,6 +869,12 @@ export class Edge {
   }
 
   private onEvent(w: Watched, payload: Uint8Array): void {
+    // Output, nearly every event: read in place, forwarded as is.
+    const out = peekOut(payload);
+    if (out) {
+      for (const a of w.attachments) this.deliverOut(a, out, payload);
+      return;
+    }
     let event: ServerFrame;
     try {
       event = decodeMessage(payload) as ServerFrame;
@@ -883,7 +883,10 @@ export class Edge {
       return;
     }
     if (event.t === 'out') {
-      for (const a of w.attachments) this.deliverOut(a, event, payload);
+      // Not in encodeFrame's layout (another writer): forward our own encoding.
+      const canonical = encodeFrame({ t: 'out', sid: w.sid, off: event.off, data: event.data });
+      const layout = peekOut(canonical);
+      if (layout) for (const a of w.attachments) this.deliverOut(a, layout, canonical);
       return;
     }
     if (event.t === 'owner') {
@@ -902,22 +905,24 @@ export class Edge {
     }
   }
 
-  private deliverOut(a: Attachment, event: OutEvent, payload: Uint8Array): void {
+  private deliverOut(a: Attachment, out: OutLayout, payload: Uint8Array): void {
     if (a.state !== 'live') {
       if (a.state === 'replaying') a.missedWhileReplaying = true;
       return;
     }
-    const end = event.off + event.data.length;
+    const end = out.off + out.dataLength;
     if (end <= a.next) return; // already sent (replay overlapped the live stream)
-    if (event.off > a.next) {
+    if (out.off > a.next) {
       // A hole: a bus message was lost (outage, resubscribe). The log has it.
       void this.catchUp(a);
       return;
     }
-    const bytes = event.off === a.next ? payload : encodeFrame({ t: 'out', sid: a.sid, off: a.next, data: event.data.subarray(a.next - event.off) });
+    const bytes = out.off === a.next
+      ? payload
+      : encodeFrame({ t: 'out', sid: a.sid, off: a.next, data: payload.subarray(out.dataAt + a.next - out.off, out.dataAt + out.dataLength) });
     a.client.socket.send(bytes);
     a.next = end;
-    this.deps.metrics.bytesOut.inc(event.data.length);
+    this.deps.metrics.bytesOut.inc(out.dataLength);
     if (a.keyAt !== 0) {
       this.deps.metrics.observeKeystroke(performance.now() - a.keyAt);
       a.keyAt = 0;

@@ -32,6 +32,21 @@ export const MAX_QUEUED_INPUT_BYTES = 1024 * 1024;
 
 export type HostedState = 'running' | 'exited' | 'fenced' | 'handed';
 
+/**
+ * Sessions with output read this turn. One setImmediate flushes them all in one callback,
+ * so their log writes leave together (one script call: src/log/redis-log.ts) instead of
+ * one call, and one socket write, per session.
+ */
+let toFlush: HostedSession[] = [];
+function flushThisTurn(session: HostedSession): void {
+  if (toFlush.push(session) === 1) setImmediate(flushAll);
+}
+function flushAll(): void {
+  const sessions = toFlush;
+  toFlush = [];
+  for (const s of sessions) s.flush();
+}
+
 export interface HostedSessionDeps {
   log: SessionLog;
   logger: Logger;
@@ -104,7 +119,7 @@ export class HostedSession implements OutputPipelineDeps {
     this.pendingBytes += data.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      flushThisTurn(this);
     }
   }
 
@@ -124,7 +139,7 @@ export class HostedSession implements OutputPipelineDeps {
   }
 
   /** Hands this turn's output to the pipeline, one chunk per MAX_OUT_CHUNK, in order. */
-  private flush(): void {
+  flush(): void {
     this.flushScheduled = false;
     if (this.pendingBytes === 0 || this.state !== 'running') return;
     const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);

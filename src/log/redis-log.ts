@@ -25,40 +25,53 @@ export const READ_MAX_ENTRIES = 4096;
 /** Keeps offset arithmetic inside Lua's exact doubles whatever maxBytes a caller passes. */
 const MAX_READ_BYTES = 2 ** 48;
 
-// The fence, shared by append and announce: the owner record must hold exactly our
-// epoch. The refusal names the current epoch ('FENCED -' with no record), so a writer
-// can tell "another node took over" (end) from "Redis lost the record" (reclaim).
-const FENCE = `
-local lease = redis.call('GET', KEYS[1])
-local current = lease and string.match(lease, '^(%d+):')
-if not current or tonumber(current) ~= tonumber(ARGV[1]) then
-  return redis.error_reply('FENCED ' .. (current or '-'))
-end`;
-
-// KEYS: lease, head, log, channel. ARGV: epoch, off, frame, len, replayBytes, sharded.
-// Fence, head check, XADD, trim, publish: one round trip, all or nothing.
-const APPEND = `${FENCE}
-local head = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tonumber(ARGV[2]) ~= head then
-  return redis.error_reply('CONFLICT ' .. string.format('%d', head))
+// Appends and announcements of many sessions in one script call: every item is checked
+// and applied on its own (one item's refusal does not stop the others), in the order
+// given, so two appends of one session in one call land in order.
+//
+// KEYS, 4 per item: lease, head, log, channel. ARGV: replayBytes, sharded, then 5 per
+// item: kind ('a' append, 'n' announce), epoch, off, frame, len.
+// Returns one entry per item: the new head (append), 1 (announce), or the refusal as a
+// string: 'FENCED <current epoch|->' (the owner record is not ours: another epoch, or
+// none) or 'CONFLICT <head>' (the append is not at the head).
+//
+// The fence: the owner record must hold exactly the item's epoch. An append stores the
+// encoded `out` frame at its offset, keeps the entry holding offset head - replayBytes
+// and everything after it, and publishes the frame: all or nothing per item.
+const WRITE_MANY = `
+local replay = tonumber(ARGV[1])
+local publish = ARGV[2] == '1' and 'SPUBLISH' or 'PUBLISH'
+local out = {}
+for i = 0, #KEYS / 4 - 1 do
+  local k, a = i * 4, 2 + i * 5
+  local lease = redis.call('GET', KEYS[k + 1])
+  local current = lease and string.match(lease, '^(%d+):')
+  if not current or tonumber(current) ~= tonumber(ARGV[a + 2]) then
+    out[i + 1] = 'FENCED ' .. (current or '-')
+  elseif ARGV[a + 1] == 'n' then
+    redis.call(publish, KEYS[k + 4], ARGV[a + 4])
+    out[i + 1] = 1
+  else
+    local head = tonumber(redis.call('GET', KEYS[k + 2]) or '0')
+    if tonumber(ARGV[a + 3]) ~= head then
+      out[i + 1] = 'CONFLICT ' .. string.format('%d', head)
+    else
+      local len = tonumber(ARGV[a + 5])
+      if len > 0 then
+        redis.call('XADD', KEYS[k + 3], ARGV[a + 3] .. '-1', 'f', ARGV[a + 4])
+        head = redis.call('INCRBY', KEYS[k + 2], len)
+        local keep = head - replay
+        if keep > 0 then
+          local at = redis.call('XREVRANGE', KEYS[k + 3], string.format('%d', keep), '-', 'COUNT', 1)
+          if at[1] then redis.call('XTRIM', KEYS[k + 3], 'MINID', at[1][1]) end
+        end
+        redis.call(publish, KEYS[k + 4], ARGV[a + 4])
+      end
+      out[i + 1] = head
+    end
+  end
 end
-local len = tonumber(ARGV[4])
-if len == 0 then return head end
-redis.call('XADD', KEYS[3], ARGV[2] .. '-1', 'f', ARGV[3])
-head = redis.call('INCRBY', KEYS[2], len)
--- Keep the entry holding offset head - replayBytes and everything after it.
-local keep = head - tonumber(ARGV[5])
-if keep > 0 then
-  local at = redis.call('XREVRANGE', KEYS[3], string.format('%d', keep), '-', 'COUNT', 1)
-  if at[1] then redis.call('XTRIM', KEYS[3], 'MINID', at[1][1]) end
-end
-redis.call(ARGV[6] == '1' and 'SPUBLISH' or 'PUBLISH', KEYS[4], ARGV[3])
-return head`;
-
-// KEYS: lease, channel. ARGV: epoch, frame, sharded.
-const ANNOUNCE = `${FENCE}
-redis.call(ARGV[3] == '1' and 'SPUBLISH' or 'PUBLISH', KEYS[2], ARGV[2])
-return 1`;
+return out`;
 
 // KEYS: head, log. ARGV: from, maxBytes, maxEntries.
 // Returns nil for an unknown log, else {start, head, frame...}: the entry holding `from`
@@ -82,27 +95,49 @@ for _, e in ipairs(entries) do out[#out + 1] = e[2][2] end
 return out`;
 
 interface LogCommands {
-  sbLogAppend(lease: string, head: string, log: string, channel: string,
-    epoch: Epoch, off: Offset, frame: Buffer, len: number, replayBytes: number, sharded: 0 | 1): Promise<number>;
-  sbLogAnnounce(lease: string, channel: string, epoch: Epoch, frame: Buffer, sharded: 0 | 1): Promise<number>;
+  sbLogWriteMany(keyCount: number, ...keysThenArgs: Array<string | number | Buffer>): Promise<Array<number | string>>;
+  sbLogWriteOne(...keysThenArgs: Array<string | number | Buffer>): Promise<Array<number | string>>;
   sbLogReadBuffer(head: string, log: string, from: Offset, maxBytes: number, maxEntries: number): Promise<[number, number, ...Buffer[]] | null>;
 }
 
 const asBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
+/** Items one script call carries at most: Redis runs nothing else while a script runs. */
+export const WRITE_BATCH_MAX = 256;
+
+/** One append or announcement waiting for this turn's script call. */
+interface PendingWrite {
+  kind: 'a' | 'n';
+  sid: SessionId;
+  epoch: Epoch;
+  off: Offset;
+  frame: Buffer;
+  len: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /**
  * Replay log on Redis Streams. Publishes with SPUBLISH when given a Cluster, matching
  * RedisBus, which subscribes with SSUBSCRIBE there.
+ *
+ * Writes are batched: every append and announcement made in one run of the event loop
+ * (a host flushes all its sessions' output in one callback) goes out as one script call
+ * instead of one call per session (on a Cluster, one call per item: see sendPending). Each item keeps its own
+ * fence check and its own outcome; per connection, calls keep their order, so one
+ * session's writes land in the order made.
  */
 export class RedisLog implements SessionLog {
   private readonly redis: LogCommands;
   private readonly sharded: 0 | 1;
+  private pending: PendingWrite[] = [];
+  private sendQueued = false;
 
   constructor(private readonly client: Redis | Cluster, private readonly replayBytes: number) {
     // defineCommand sends EVALSHA and falls back to EVAL after a Redis restart.
-    client.defineCommand('sbLogAppend', { numberOfKeys: 4, lua: APPEND });
-    client.defineCommand('sbLogAnnounce', { numberOfKeys: 2, lua: ANNOUNCE });
+    client.defineCommand('sbLogWriteMany', { lua: WRITE_MANY });
+    client.defineCommand('sbLogWriteOne', { numberOfKeys: 4, lua: WRITE_MANY });
     client.defineCommand('sbLogRead', { numberOfKeys: 2, lua: READ });
     this.redis = client as unknown as LogCommands;
     this.sharded = client.isCluster ? 1 : 0;
@@ -112,23 +147,64 @@ export class RedisLog implements SessionLog {
     await this.client.set(headKey(sid), head, 'NX');
   }
 
-  async append(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void> {
-    if (data.length > MAX_APPEND_BYTES) throw new RangeError(`append of ${data.length} bytes: at most ${MAX_APPEND_BYTES} per call`);
-    const frame = asBuffer(encodeFrame({ t: 'out', sid, off, data }));
-    try {
-      await this.redis.sbLogAppend(leaseKey(sid), headKey(sid), logKey(sid), sessionEvents(sid),
-        epoch, off, frame, data.length, this.replayBytes, this.sharded);
-    } catch (err) {
-      throw mapScriptError(err, sid, epoch, off);
+  append(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): Promise<void> {
+    if (data.length > MAX_APPEND_BYTES) {
+      return Promise.reject(new RangeError(`append of ${data.length} bytes: at most ${MAX_APPEND_BYTES} per call`));
     }
+    const frame = asBuffer(encodeFrame({ t: 'out', sid, off, data }));
+    return this.enqueue('a', sid, epoch, off, frame, data.length);
   }
 
-  async announce(sid: SessionId, epoch: Epoch, frame: Uint8Array): Promise<void> {
-    try {
-      await this.redis.sbLogAnnounce(leaseKey(sid), sessionEvents(sid), epoch, asBuffer(frame), this.sharded);
-    } catch (err) {
-      throw mapScriptError(err, sid, epoch);
+  announce(sid: SessionId, epoch: Epoch, frame: Uint8Array): Promise<void> {
+    return this.enqueue('n', sid, epoch, 0, asBuffer(frame), 0);
+  }
+
+  private enqueue(kind: 'a' | 'n', sid: SessionId, epoch: Epoch, off: Offset, frame: Buffer, len: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ kind, sid, epoch, off, frame, len, resolve, reject });
+      if (!this.sendQueued) {
+        this.sendQueued = true;
+        // A microtask: after the caller's synchronous run (every session of a flush),
+        // before any I/O, so batching adds no wait.
+        queueMicrotask(this.sendPending);
+      }
+    });
+  }
+
+  private readonly sendPending = (): void => {
+    this.sendQueued = false;
+    const writes = this.pending;
+    this.pending = [];
+    if (this.sharded) {
+      // A Cluster runs a script on one slot, and ioredis routes a call by its first key
+      // only when the key count is fixed: one call per item (sessions rarely share a slot).
+      for (const w of writes) this.send([w]);
+      return;
     }
+    for (let at = 0; at < writes.length; at += WRITE_BATCH_MAX) this.send(writes.slice(at, at + WRITE_BATCH_MAX));
+  };
+
+  private send(writes: PendingWrite[]): void {
+    const keys: string[] = [];
+    const args: Array<string | number | Buffer> = [this.replayBytes, this.sharded];
+    for (const w of writes) {
+      keys.push(leaseKey(w.sid), headKey(w.sid), logKey(w.sid), sessionEvents(w.sid));
+      args.push(w.kind, w.epoch, w.off, w.frame, w.len);
+    }
+    const call = writes.length === 1 ? this.redis.sbLogWriteOne(...keys, ...args) : this.redis.sbLogWriteMany(keys.length, ...keys, ...args);
+    call.then(
+      (replies) => {
+        for (let i = 0; i < writes.length; i++) {
+          const w = writes[i]!;
+          const reply = replies[i];
+          if (typeof reply === 'string') w.reject(mapScriptError(new Error(reply), w.sid, w.epoch, w.kind === 'a' ? w.off : undefined));
+          else w.resolve();
+        }
+      },
+      (err: unknown) => {
+        for (const w of writes) w.reject(mapScriptError(err, w.sid, w.epoch, w.kind === 'a' ? w.off : undefined));
+      },
+    );
   }
 
   async read(sid: SessionId, from: Offset, maxBytes: number): Promise<LogRead> {

@@ -44,3 +44,81 @@ export function decodeMessage(bytes: Uint8Array): unknown {
 export function encodeValue(value: unknown): Uint8Array {
   return packr.pack(value);
 }
+
+/** Where an `out` frame's fields sit in its encoded bytes (see peekOut). */
+export interface OutLayout {
+  off: number;
+  /** Index of the first data byte in the frame. */
+  dataAt: number;
+  dataLength: number;
+}
+
+const OUT_HEAD = [0x84, 0xa1, 0x74, 0xa3, 0x6f, 0x75, 0x74, 0xa3, 0x73, 0x69, 0x64]; // {t:'out', sid
+const OFF_KEY = [0xa3, 0x6f, 0x66, 0x66]; // 'off'
+const DATA_KEY = [0xa4, 0x64, 0x61, 0x74, 0x61]; // 'data'
+
+function matches(bytes: Uint8Array, at: number, expected: readonly number[]): boolean {
+  if (at + expected.length > bytes.length) return false;
+  for (let i = 0; i < expected.length; i++) if (bytes[at + i] !== expected[i]) return false;
+  return true;
+}
+
+/**
+ * Reads the offset and the data's place from an `out` frame as encodeFrame writes it
+ * ({t, sid, off, data} in that order), without decoding it: an edge forwards every
+ * output frame as is and needs only these, and a full decode per frame was a tenth of its
+ * CPU (objects and strings for the garbage collector). Null for anything else (another
+ * frame type, another key order, a malformed frame): callers then decode it fully.
+ */
+export function peekOut(bytes: Uint8Array): OutLayout | null {
+  if (!matches(bytes, 0, OUT_HEAD)) return null;
+  let at = OUT_HEAD.length;
+  // The sid: a fixstr or str8.
+  const s = bytes[at];
+  if (s === undefined) return null;
+  if (s >= 0xa0 && s <= 0xbf) at += 1 + (s & 0x1f);
+  else if (s === 0xd9 && at + 1 < bytes.length) at += 2 + bytes[at + 1]!;
+  else return null;
+  if (!matches(bytes, at, OFF_KEY)) return null;
+  at += OFF_KEY.length;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const tag = bytes[at];
+  let off: number;
+  if (tag === undefined) return null;
+  if (tag <= 0x7f) {
+    off = tag;
+    at += 1;
+  } else if (tag === 0xcc && at + 2 <= bytes.length) {
+    off = bytes[at + 1]!;
+    at += 2;
+  } else if (tag === 0xcd && at + 3 <= bytes.length) {
+    off = view.getUint16(at + 1);
+    at += 3;
+  } else if (tag === 0xce && at + 5 <= bytes.length) {
+    off = view.getUint32(at + 1);
+    at += 5;
+  } else if (tag === 0xcf && at + 9 <= bytes.length) {
+    off = Number(view.getBigUint64(at + 1));
+    at += 9;
+  } else if (tag === 0xcb && at + 9 <= bytes.length) {
+    off = view.getFloat64(at + 1);
+    at += 9;
+  } else return null;
+  if (!Number.isSafeInteger(off) || off < 0 || !matches(bytes, at, DATA_KEY)) return null;
+  at += DATA_KEY.length;
+  const bin = bytes[at];
+  let dataLength: number;
+  if (bin === 0xc4 && at + 2 <= bytes.length) {
+    dataLength = bytes[at + 1]!;
+    at += 2;
+  } else if (bin === 0xc5 && at + 3 <= bytes.length) {
+    dataLength = view.getUint16(at + 1);
+    at += 3;
+  } else if (bin === 0xc6 && at + 5 <= bytes.length) {
+    dataLength = view.getUint32(at + 1);
+    at += 5;
+  } else return null;
+  // Exactly the frame: nothing missing, nothing after the data.
+  if (at + dataLength !== bytes.length) return null;
+  return { off, dataAt: at, dataLength };
+}

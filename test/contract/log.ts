@@ -116,6 +116,39 @@ export async function logContract(t: Test, make: (replayBytes: number) => Promis
     w.off();
   });
 
+  t.test('writes of many sessions made together: each its own outcome, each session in order', async (t) => {
+    const { log, leases, bus } = await setup(t);
+    // 300 sessions (more than one script call carries), one fenced, one behind its head.
+    const sids = Array.from({ length: 300 }, () => newSessionId());
+    const epochs = await Promise.all(sids.map((sid) => leases.claim(sid, 'n1')));
+    const fenced = sids[7]!;
+    const stale = epochs[7]!;
+    const taken = await leases.takeover(fenced, 'n2', { node: 'n1', epoch: stale });
+    t.ok(taken !== null && taken > stale, 'session 7 taken over by n2');
+    const behind = sids[11]!;
+    await log.append(behind, epochs[11]!, 0, bytes('wxyz'));
+    const w = await watch(bus, sids[0]!);
+    // All in one synchronous run: two appends and an announcement per session.
+    const outcomes = sids.map((sid, i) => Promise.allSettled([
+      log.append(sid, epochs[i]!, 0, bytes(`a${i}`)),
+      log.append(sid, epochs[i]!, 2 + String(i).length - 1, bytes('b')),
+      log.announce(sid, epochs[i]!, encodeFrame({ t: 'resized', sid, cols: 80, rows: i + 1 })),
+    ]));
+    const settled = await Promise.all(outcomes);
+    const ok = settled.filter((s, i) => i !== 7 && i !== 11 && s.every((r) => r.status === 'fulfilled'));
+    t.equal(ok.length, 298, 'every other session: both appends and the announcement went through');
+    t.ok(settled[7]!.every((r) => r.status === 'rejected' && isFenced(r.reason)), 'the taken-over session: all three fenced');
+    t.ok(settled[11]!.slice(0, 2).every((r) => r.status === 'rejected' && isConflict(r.reason)), 'the session behind its head: both appends conflict');
+    t.equal(settled[11]![2].status, 'fulfilled', '… its announcement goes through');
+    t.same(await log.bounds(sids[299]!), { start: 0, head: 5 }, 'both chunks of session 299, at their offsets');
+    t.same(await log.bounds(behind), { start: 0, head: 4 }, 'the conflicting session unchanged');
+    t.equal(await log.bounds(fenced), null, 'the fenced session: nothing written');
+    await w.upTo(3);
+    t.same(w.frames.map((f) => f.t), ['out', 'out', 'resized'], 'session 0: its frames in the order made');
+    t.same(w.frames.slice(0, 2).map((f) => f.off), [0, 2]);
+    w.off();
+  });
+
   t.test('an append not at the head is a conflict and changes nothing', async (t) => {
     const { log, leases, bus } = await setup(t);
     const sid = newSessionId();
