@@ -25,7 +25,8 @@ t.test('the heartbeat says whether the keeper answers and how many PTYs the mach
   t.equal(info.keeper, 'up');
   t.equal(info.keeperGraceMs, server.config.keeperGraceMs);
   t.ok(typeof info.ptys === 'number' && typeof info.ptyMax === 'number' && info.ptys <= info.ptyMax, `PTYs ${info.ptys} of ${info.ptyMax}`);
-  t.match(await listed(), { keeper: 'up', ptyMax: info.ptyMax }, '/v1/nodes shows them');
+  t.match(await listed(), { role: 'both', draining: false, keeper: 'up', ptyMax: info.ptyMax }, '/v1/nodes shows them');
+  t.match((await listed()).health, { takes: 'all', reasons: [], ptyUse: Number }, 'and what placement makes of them');
 });
 
 t.test('a keeper that died is replaced; the heartbeat follows', async (t) => {
