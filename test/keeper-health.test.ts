@@ -4,6 +4,8 @@
  * An in-process node, its real keeper process.
  */
 import t from 'tap';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { startNode, TEST_TOKEN, type TestNode } from './helpers/node.js';
 import { isAlive, keeperPid } from './helpers/keeper.js';
 import { until } from './helpers/redis.js';
@@ -25,7 +27,8 @@ t.test('the heartbeat says whether the keeper answers and how many PTYs the mach
   t.equal(info.keeper, 'up');
   t.equal(info.keeperGraceMs, server.config.keeperGraceMs);
   t.ok(typeof info.ptys === 'number' && typeof info.ptyMax === 'number' && info.ptys <= info.ptyMax, `PTYs ${info.ptys} of ${info.ptyMax}`);
-  t.match(await listed(), { keeper: 'up', ptyMax: info.ptyMax }, '/v1/nodes shows them');
+  t.match(await listed(), { role: 'both', draining: false, keeper: 'up', ptyMax: info.ptyMax }, '/v1/nodes shows them');
+  t.match((await listed()).health, { takes: 'all', reasons: [], ptyUse: Number }, 'and what placement makes of them');
 });
 
 t.test('a keeper that died is replaced; the heartbeat follows', async (t) => {
@@ -60,4 +63,18 @@ t.test('SWITCHBOARD_KEEPER=off: terminals run inside the node, no keeper is star
   const text = await c.waitForOutput(sid, /in-node \d+/);
   t.match(text, new RegExp(`in-node ${process.pid}\\b`), "the shell's parent is the node process");
   c.close();
+});
+
+t.test('switchboard keeper --check: a health check for a keeper run on its own (a container)', async (t) => {
+  const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  const check = (socket: string): Promise<{ code: number; stderr: string }> => new Promise((resolve) => {
+    execFile(process.execPath, [main, 'keeper', '--check', '--socket', socket], (err, _stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr });
+    });
+  });
+  t.equal((await check(server.config.keeperSocket)).code, 0, 'the node\'s keeper answers');
+  const none = await check(`${server.config.keeperSocket}.nobody`);
+  t.equal(none.code, 1, 'no keeper: 1');
+  t.match(none.stderr, /no keeper answers on/);
+  t.equal(server.node.keeperLink!.state, 'up', 'the check left the keeper and the node\'s link alone');
 });

@@ -90,4 +90,6 @@ t.test('switchboard keeper options', async (t) => {
   t.throws(() => parseKeeperArgs(['--socket', 'rel.sock'], {}), /absolute/);
   t.throws(() => parseKeeperArgs(['--orphan-ms', 'soon'], {}), /whole number/);
   t.throws(() => parseKeeperArgs(['--bogus', '1'], {}), /unknown option/);
+  t.match(parseKeeperArgs(['--check', '--socket', '/tmp/z.sock'], {}), { check: true, socket: '/tmp/z.sock' }, '--check takes no value');
+  t.equal(parseKeeperArgs([], {}).check, false);
 });

@@ -54,7 +54,7 @@ const hpaMetrics = parseAllDocuments(readFileSync(join(DOCKER, 'k8s', 'hpa.yaml'
 
 t.test('the files are well-formed and cover what operators need', async (t) => {
   const names = rules.map((r) => r.alert);
-  for (const wanted of ['SwitchboardNodeDown', 'SwitchboardNotReady', 'SwitchboardLimiterFallback', 'SwitchboardKeystrokeP99OverSLO', 'SwitchboardPtyCapacityNearLimit', 'SwitchboardArchiveDropping']) {
+  for (const wanted of ['SwitchboardNodeDown', 'SwitchboardNotReady', 'SwitchboardLimiterFallback', 'SwitchboardKeystrokeP99OverSLO', 'SwitchboardPtyCapacityNearLimit', 'SwitchboardKeeperDown', 'SwitchboardArchiveDropping']) {
     t.ok(names.includes(wanted), `alert ${wanted}`);
   }
   t.equal(new Set(names).size, names.length, 'alert names are unique');

@@ -114,7 +114,7 @@ t.test('rendering and sorting (pure)', async (t) => {
   t.equal(formatBytes(null), '-');
   t.equal(formatAge(59_000), '59s');
   t.equal(formatAge(3_723_000), '1h02m');
-  t.same(totals(VIEW), { nodes: 2, sessions: 4, clients: 5, capacity: 200, draining: 1, listedSessions: 3 });
+  t.same(totals(VIEW), { nodes: 2, edges: 0, hosts: 2, sessions: 4, clients: 5, capacity: 200, draining: 1, unhealthy: 0, listedSessions: 3 });
   t.same(sortSessions(VIEW.sessions, 'clients').map((s) => s.sid), ['S2', 'S1', 'S3']);
   t.same(sortSessions(VIEW.sessions, 'age').map((s) => s.sid), ['S1', 'S2', 'S3'], 'age: oldest first');
   t.same(sortSessions(VIEW.sessions, 'bytes').map((s) => s.sid), ['S2', 'S1', 'S3'], 'unknown bytes last');
@@ -125,8 +125,9 @@ t.test('rendering and sorting (pure)', async (t) => {
   const b = lines.findIndex((l) => l.startsWith('b-node'));
   const a = lines.findIndex((l) => l.startsWith('a-node'));
   t.ok(b >= 0 && b < a, 'nodes by sessions: b-node (3) before a-node (1)');
-  t.match(lines[b], /^b-node\s+both\s+3\s+1\s+3\.0%\s+25\.0%\s+50 MiB\s+yes\s+0\.3s\s+1\.50ms$/);
-  t.match(lines[a], /^a-node\s+both\s+1\s+4\s+1\.0%\s+50\.0%\s+80 MiB\s+-\s+0\.1s\s+-$/);
+  // Nodes of a version that reports no keeper or PTYs: health from the other fields.
+  t.match(lines[b], /^b-node\s+both\s+draining\s+-\s+3\s+1\s+3\.0%\s+-\s+25\.0%\s+50 MiB\s+0\.3s\s+1\.50ms$/);
+  t.match(lines[a], /^a-node\s+both\s+ok\s+-\s+1\s+4\s+1\.0%\s+-\s+50\.0%\s+80 MiB\s+0\.1s\s+-$/);
   t.match(lines.find((l) => l.startsWith('TOTAL')), /^TOTAL\s+4\s+5\s+2\.0%$/);
   t.match(lines.find((l) => l.startsWith('S2')), /^S2\s+b-node\s+echo\s+alice\s+3\s+5m00s\s+4\.8 MiB$/);
 
@@ -140,6 +141,47 @@ t.test('rendering and sorting (pure)', async (t) => {
   });
   t.throws(() => parseTopArgs(['--sort', 'weight']), /--sort takes/);
   t.throws(() => parseTopArgs(['--interval', '5']), /--interval/);
+});
+
+/** A pool: two edges in front, hosts with keepers up, down and off, one host draining. */
+const POOL: ClusterView = {
+  at: '2030-01-01T00:10:00.000Z',
+  nodes: [
+    { id: 'edge-1', role: 'edge', addr: '10.0.1.1:7070', sessions: 0, clients: 40, capacity: 20000, draining: false, startedAt: '2030-01-01T00:00:00.000Z', lastSeen: '2030-01-01T00:09:59.900Z', rss: 60 * 1024 * 1024, cpu: 0.1, keystrokeP99Ms: 2 },
+    { id: 'edge-2', role: 'edge', addr: '10.0.1.2:7070', sessions: 0, clients: 12, capacity: 20000, draining: true, startedAt: '2030-01-01T00:00:00.000Z', lastSeen: '2030-01-01T00:09:59.900Z', rss: 60 * 1024 * 1024, cpu: 0.1, keystrokeP99Ms: null },
+    { id: 'host-up', role: 'host', addr: '10.0.2.1:7070', sessions: 30, clients: 0, capacity: 100, draining: false, startedAt: '2030-01-01T00:00:00.000Z', lastSeen: '2030-01-01T00:09:59.900Z', rss: 90 * 1024 * 1024, cpu: 0.3, keystrokeP99Ms: null, keeper: 'up', keeperGraceMs: 5000, ptys: 31, ptyMax: 4096 },
+    { id: 'host-down', role: 'host', addr: '10.0.2.2:7070', sessions: 5, clients: 0, capacity: 100, draining: false, startedAt: '2030-01-01T00:00:00.000Z', lastSeen: '2030-01-01T00:09:59.900Z', rss: 90 * 1024 * 1024, cpu: 0.1, keystrokeP99Ms: null, keeper: 'down', keeperGraceMs: 5000, ptys: 3, ptyMax: 4096 },
+    { id: 'host-off', role: 'host', addr: '10.0.2.3:7070', sessions: 2, clients: 0, capacity: 100, draining: false, startedAt: '2030-01-01T00:00:00.000Z', lastSeen: '2030-01-01T00:09:59.900Z', rss: 90 * 1024 * 1024, cpu: 0.1, keystrokeP99Ms: null, keeper: 'off', keeperGraceMs: 0, ptys: 4090, ptyMax: 4096 },
+    { id: 'host-drain', role: 'host', addr: '10.0.2.4:7070', sessions: 8, clients: 0, capacity: 100, draining: true, startedAt: '2030-01-01T00:00:00.000Z', lastSeen: '2030-01-01T00:09:59.900Z', rss: 90 * 1024 * 1024, cpu: 0.1, keystrokeP99Ms: null, keeper: 'up', keeperGraceMs: 5000, ptys: 9, ptyMax: 4096 },
+  ],
+  sessions: [],
+};
+
+t.test('the pool: roles, health, keepers, PTYs (pure)', async (t) => {
+  t.same(totals(POOL), { nodes: 6, edges: 2, hosts: 4, sessions: 45, clients: 52, capacity: 400, draining: 2, unhealthy: 2, listedSessions: 0 });
+  const lines = renderTop(POOL, { sort: 'node', cols: 200, rows: Number.POSITIVE_INFINITY, url: 'http://x', color: false });
+  t.match(lines[1], /^nodes 6: 2 edge, 4 host \(2 draining, 2 unhealthy\)\s/, 'the summary counts the pools and what is wrong');
+  t.match(lines.find((l) => l.startsWith('NODE')), /^NODE\s+ROLE\s+HEALTH\s+KEEPER\s+SESS\s+CLIENTS\s+CAP USED\s+PTYS\s+CPU\s+RSS\s+BEAT\s+KEY P99$/);
+  const row = (id: string): string | undefined => lines.find((l) => l.startsWith(`${id} `));
+  t.match(row('edge-1'), /^edge-1\s+edge\s+ok\s+-\s+0\s+40\s+-\s+-\s/, 'an edge: healthy, no keeper, no capacity, no PTYs');
+  t.match(row('edge-2'), /^edge-2\s+edge\s+draining\s+-\s/, 'a draining edge');
+  t.match(row('host-up'), /^host-up\s+host\s+ok\s+up\s+30\s+0\s+30\.0%\s+31\/4096\s/, 'a host with its keeper up');
+  t.match(row('host-down'), /^host-down\s+host\s+keeper down\s+down\s+5\s+0\s+5\.0%\s+3\/4096\s/, 'keeper down: placement sends it no terminals');
+  t.match(row('host-off'), /^host-off\s+host\s+PTY limit\s+off\s+2\s+0\s+2\.0%\s+4090\/4096\s/, 'terminals in the node (keeper off), its machine out of PTYs');
+  t.match(row('host-drain'), /^host-drain\s+host\s+draining\s+up\s+8\s/, 'a draining host');
+
+  const colored = renderTop(POOL, { sort: 'node', cols: 200, rows: Number.POSITIVE_INFINITY, url: 'http://x', color: true });
+  const tone = (id: string): string | undefined => colored.find((l) => l.includes(`${id} `))?.slice(0, 5);
+  t.equal(tone('host-down'), '\x1b[31m', 'an unhealthy host is red');
+  t.equal(tone('host-off'), '\x1b[31m');
+  t.equal(tone('host-drain'), '\x1b[33m', 'a draining one amber');
+  t.equal(tone('edge-2'), '\x1b[33m');
+  t.equal(tone('host-up')?.startsWith('\x1b'), false, 'a healthy one plain');
+  t.equal(tone('edge-1')?.startsWith('\x1b'), false);
+
+  // The server's own verdict wins over recomputing (a newer server may know more).
+  const told = { ...POOL, nodes: [{ ...POOL.nodes[2]!, health: { takes: 'no terminals' as const, reasons: ['keeper down' as const], load: 0.3, ptyUse: 0.01 } }] };
+  t.match(renderTop(told, { sort: 'node', cols: 200, rows: Number.POSITIVE_INFINITY, url: 'http://x', color: false }).find((l) => l.startsWith('host-up')), /^host-up\s+host\s+keeper down\s+up\s/);
 });
 
 let server: TestNode;
@@ -169,16 +211,18 @@ t.test('the live screen through a real terminal', async (t) => {
   const top = new TopInPty(['--url', server.http, '--token', TEST_TOKEN]);
   t.teardown(() => top.kill());
   const nodeRow = (sessions: number, clientCount: number) => (lines: string[]): string | undefined =>
-    lines.find((l) => new RegExp(`^${id}\\s+both\\s+${sessions}\\s+${clientCount}\\s`).test(l));
+    lines.find((l) => new RegExp(`^${id}\\s+both\\s+ok\\s+up\\s+${sessions}\\s+${clientCount}\\s`).test(l));
 
   const row = await top.waitFor('the node with 1 session and 1 client', nodeRow(1, 1));
   t.match(row, /\s0\.0%\s/, 'capacity used (1 of 20000)');
   t.match(row, /\d+ MiB/, 'RSS');
-  t.match(row, /\s-\s+\d+\.\ds\s/, 'not draining; heartbeat age');
+  t.match(row, /^\S+\s+both\s+ok\s+up\s/, 'healthy, its keeper up');
+  t.match(row, /\s\d+\/\d+\s/, 'the machine\'s PTYs against the kernel\'s limit');
+  t.match(row, /\s\d+\.\ds\s+(-|\d)/, 'heartbeat age');
   await top.waitFor('the keystroke p99 in the node row', (lines) => lines.find((l) => l.startsWith(id) && /\d\.?\d*ms$/.test(l)));
   t.pass('the node reports its keystroke p99');
   const header = top.screen().find((l) => l.startsWith('NODE'));
-  t.match(header, /^NODE\s+ROLE\s+SESS\s+CLIENTS\s+CAP USED\s+CPU\s+RSS\s+DRAIN\s+BEAT\s+KEY P99$/, 'node columns');
+  t.match(header, /^NODE\s+ROLE\s+HEALTH\s+KEEPER\s+SESS\s+CLIENTS\s+CAP USED\s+PTYS\s+CPU\s+RSS\s+BEAT\s+KEY P99$/, 'node columns');
   await top.waitFor('session a in the sessions pane', (lines) => lines.find((l) => new RegExp(`^${a}\\s+${id}\\s+echo\\s+admin\\s+\\d+\\s+\\d+s\\s+1 B$`).test(l)));
   t.pass('the sessions pane shows owner node, kind, principal, clients, age and bytes');
 
@@ -224,7 +268,7 @@ t.test('--once and --json for scripts; errors', async (t) => {
   const once1 = await run(['--once', '--url', server.http, '--token', TEST_TOKEN]);
   t.equal(once1.code, 0);
   t.notOk(once1.stdout.includes('\x1b'), 'no escapes in --once');
-  t.match(once1.stdout, new RegExp(`^${server.config.nodeId}\\s+both\\s+\\d+`, 'm'), 'the node row');
+  t.match(once1.stdout, new RegExp(`^${server.config.nodeId}\\s+both\\s+ok\\s+up\\s+\\d+`, 'm'), 'the node row: healthy, its keeper up');
   t.match(once1.stdout, new RegExp(`^${sid}\\s+${server.config.nodeId}\\s+echo\\s+admin`, 'm'), 'every session');
 
   const json = await run(['--json', '--url', server.http, '--token', TEST_TOKEN]);
@@ -232,6 +276,8 @@ t.test('--once and --json for scripts; errors', async (t) => {
   const snap = JSON.parse(json.stdout) as ClusterView & { totals: { nodes: number; sessions: number } };
   t.equal(snap.totals.nodes, 1);
   t.equal(snap.nodes[0]!.id, server.config.nodeId);
+  t.match(snap.nodes[0], { role: 'both', draining: false, keeper: 'up', health: { takes: 'all', reasons: [] } }, 'role, draining, keeper and health in the JSON');
+  t.ok(typeof snap.nodes[0]!.ptys === 'number' && typeof snap.nodes[0]!.ptyMax === 'number', 'the machine\'s PTYs and the kernel\'s limit');
   t.equal(snap.totals.sessions, snap.nodes[0]!.sessions);
   t.ok(snap.sessions.some((s) => s.sid === sid && s.kind === 'echo' && s.owner === 'admin'), 'the session, with its principal');
 

@@ -5,14 +5,11 @@
  * terminal fails to open, so hosts report both and placement skips a host near it.
  */
 import { readFileSync } from 'node:fs';
+import type { PtyUsage } from '../registry/node-health.js';
 
-export interface PtyUsage {
-  inUse: number;
-  max: number;
-}
+// The rule itself is pure and shared with placement and the operators' views.
+export { hasPtyRoom, PTY_RESERVE, type PtyUsage } from '../registry/node-health.js';
 
-/** PTYs kept free for everything else on the machine (an operator's ssh, a tmux). */
-export const PTY_RESERVE = 16;
 /** Reads are cached this long: an open per millisecond must not read /proc each time. */
 const CACHE_MS = 1_000;
 
@@ -31,9 +28,4 @@ export function ptyUsage(now = Date.now()): PtyUsage | undefined {
   }
   cached = { at: now, usage };
   return usage;
-}
-
-/** Whether `usage` leaves room for one more terminal (with the reserve kept free). */
-export function hasPtyRoom(usage: PtyUsage | undefined): boolean {
-  return usage === undefined || usage.inUse < usage.max - Math.min(PTY_RESERVE, Math.floor(usage.max / 10));
 }

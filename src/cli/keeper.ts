@@ -4,7 +4,7 @@
  * on its own (a systemd unit, a container beside the node) with SWITCHBOARD_KEEPER=external.
  */
 import { hostname } from 'node:os';
-import { Keeper, KeeperRunning } from '../keeper/keeper.js';
+import { answers, Keeper, KeeperRunning } from '../keeper/keeper.js';
 import { defaultKeeperSocket } from '../keeper/paths.js';
 import { createLogger, type Level } from '../util/log.js';
 
@@ -16,6 +16,8 @@ Options (each also an environment variable):
   --idle-exit-ms N     exit after N ms with no terminal and no node (default 0: never)
   --orphan-ms N        SWITCHBOARD_KEEPER_ORPHAN_MS end the terminals after N ms with no node (default 0: never)
   --log-level LEVEL    SWITCHBOARD_LOG_LEVEL        debug, info, warn, error
+  --check              exit 0 if a keeper answers on the socket, 1 if not (for health
+                       checks: a container's startup probe, a compose healthcheck)
 `;
 
 interface KeeperArgs {
@@ -24,6 +26,8 @@ interface KeeperArgs {
   idleExitMs: number;
   orphanMs: number;
   logLevel: Level;
+  /** Only say whether a keeper answers on the socket. */
+  check: boolean;
 }
 
 export function parseKeeperArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): KeeperArgs {
@@ -33,9 +37,14 @@ export function parseKeeperArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
     idleExitMs: 0,
     orphanMs: Number(env.SWITCHBOARD_KEEPER_ORPHAN_MS || 0),
     logLevel: (env.SWITCHBOARD_LOG_LEVEL as Level | undefined) || 'info',
+    check: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (arg === '--check') {
+      args.check = true;
+      continue;
+    }
     const eq = arg.indexOf('=');
     const flag = eq === -1 ? arg : arg.slice(0, eq);
     const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
@@ -79,6 +88,12 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const socketPath = args.socket ?? defaultKeeperSocket(args.nodeId);
+  if (args.check) {
+    // Connects and closes without a hello: the keeper drops such a connection silently.
+    if (await answers(socketPath)) return 0;
+    process.stderr.write(`switchboard keeper: no keeper answers on ${socketPath}\n`);
+    return 1;
+  }
   process.title = `switchboard-keeper ${args.nodeId}`;
   const logger = createLogger(args.logLevel, 'switchboard:keeper');
   const keeper = new Keeper({ socketPath, idleExitMs: args.idleExitMs, orphanMs: args.orphanMs, logger });

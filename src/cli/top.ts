@@ -1,7 +1,8 @@
 /**
  * `switchboard top`: the cluster live in a terminal, like top. One row per node (from
- * the registry heartbeats) and a pane of running sessions, from `GET /v1/cluster` once a
- * second. Keys sort; `q` quits. `--once` prints one screen, `--json` one snapshot.
+ * the registry heartbeats: its role, what placement makes of it, its keeper, its
+ * machine's PTYs) and a pane of running sessions, from `GET /v1/cluster` once a second.
+ * Keys sort; `q` quits. `--once` prints one screen, `--json` one snapshot.
  *
  *   every second: GET /v1/cluster ──▶ renderTop(view, sort, size) ──▶ one full redraw
  *   keys (raw stdin): s c n b a ──▶ sort and redraw at once; q / Ctrl-C ──▶ restore, exit
@@ -11,6 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ClusterView, NodeView, SessionView } from '../edge/cluster-view.js';
+import { healthLabel, healthOf, keeperLabel, ptysLabel } from '../registry/node-health.js';
 import { formatAge, formatBeat, formatBytes, formatMs, formatPercent as percent } from '../util/format.js';
 import { DEFAULT_URL, getJson } from './ls.js';
 
@@ -18,7 +20,9 @@ export { formatAge, formatBytes };
 
 export const TOP_HELP = `Usage: switchboard top [options]
 
-The cluster live: every node (sessions, clients, capacity used, CPU, RSS, draining,
+The cluster live: every node (role; health: ok, or why placement sends it less than
+every session: draining, full, keeper down, PTY limit; keeper up/down/off; sessions,
+clients, capacity used, PTYs in use on its machine / the kernel's limit, CPU, RSS,
 heartbeat age, keystroke p99) and every running session, refreshed every second.
 
 Keys: s sort by sessions, c by clients, n by node, b by bytes, a by age; q quits.
@@ -85,10 +89,15 @@ export async function fetchCluster(url: string, token: string | undefined): Prom
 
 export interface Totals {
   nodes: number;
+  /** Edge-only nodes, and nodes that run sessions (host or both). */
+  edges: number;
+  hosts: number;
   sessions: number;
   clients: number;
   capacity: number;
   draining: number;
+  /** Hosts not draining that placement skips for some sessions (full, keeper down, PTY limit). */
+  unhealthy: number;
   /** Running sessions the store lists (may differ from the heartbeats' sum for a moment). */
   listedSessions: number;
 }
@@ -98,13 +107,17 @@ export function totals(view: ClusterView): Totals {
   let clients = 0;
   let capacity = 0;
   let draining = 0;
+  let edges = 0;
+  let unhealthy = 0;
   for (const n of view.nodes) {
     sessions += n.sessions;
     clients += n.clients;
     if (n.role !== 'edge') capacity += n.capacity ?? 0;
+    else edges++;
     if (n.draining) draining++;
+    else if (healthOf(n).takes !== 'all' && n.role !== 'edge') unhealthy++;
   }
-  return { nodes: view.nodes.length, sessions, clients, capacity, draining, listedSessions: view.sessions.length };
+  return { nodes: view.nodes.length, edges, hosts: view.nodes.length - edges, sessions, clients, capacity, draining, unhealthy, listedSessions: view.sessions.length };
 }
 
 export function sortNodes(nodes: readonly NodeView[], key: SortKey): NodeView[] {
@@ -144,8 +157,8 @@ export interface RenderOptions {
   color: boolean;
 }
 
-const NODE_COLUMNS = ['NODE', 'ROLE', 'SESS', 'CLIENTS', 'CAP USED', 'CPU', 'RSS', 'DRAIN', 'BEAT', 'KEY P99'] as const;
-const NODE_RIGHT = new Set([2, 3, 4, 5, 6, 8, 9]);
+const NODE_COLUMNS = ['NODE', 'ROLE', 'HEALTH', 'KEEPER', 'SESS', 'CLIENTS', 'CAP USED', 'PTYS', 'CPU', 'RSS', 'BEAT', 'KEY P99'] as const;
+const NODE_RIGHT = new Set([4, 5, 6, 7, 8, 9, 10, 11]);
 const SESSION_COLUMNS = ['SID', 'NODE', 'KIND', 'PRINCIPAL', 'CLIENTS', 'AGE', 'BYTES'] as const;
 const SESSION_RIGHT = new Set([4, 5, 6]);
 
@@ -173,23 +186,26 @@ export function renderTop(view: ClusterView, options: RenderOptions): string[] {
 
   const clock = new Date(now).toTimeString().slice(0, 8);
   out.push(fit(`switchboard top - ${options.url}  ${clock}  sort: ${options.sort}`, cols));
-  out.push(fit(`nodes ${t.nodes}${t.draining ? ` (${t.draining} draining)` : ''}  sessions ${t.sessions}  clients ${t.clients}  capacity used ${t.capacity > 0 ? percent(t.sessions / t.capacity) : '-'}`, cols));
+  const notes = [t.draining ? `${t.draining} draining` : '', t.unhealthy ? `${t.unhealthy} unhealthy` : ''].filter(Boolean).join(', ');
+  out.push(fit(`nodes ${t.nodes}: ${t.edges} edge, ${t.hosts} host${notes ? ` (${notes})` : ''}  sessions ${t.sessions}  clients ${t.clients}  capacity used ${t.capacity > 0 ? percent(t.sessions / t.capacity) : '-'}`, cols));
   out.push(options.error ? colored(fit(`refresh failed: ${options.error} (showing the last answer)`, cols), 31) : '');
 
   const nodes = sortNodes(view.nodes, options.sort);
-  const nodeRows = nodes.map((n) => [
-    n.id, n.role, String(n.sessions), String(n.clients),
-    n.role === 'edge' || !n.capacity ? '-' : percent(n.sessions / n.capacity),
-    percent(n.cpu), formatBytes(n.rss), n.draining ? 'yes' : '-',
-    formatBeat(now - Date.parse(n.lastSeen)), formatMs(n.keystrokeP99Ms),
+  const health = nodes.map(healthOf);
+  const nodeRows = nodes.map((n, i) => [
+    n.id, n.role, healthLabel(health[i]!), keeperLabel(n), String(n.sessions), String(n.clients),
+    health[i]!.load === null ? '-' : percent(health[i]!.load!), ptysLabel(n),
+    percent(n.cpu), formatBytes(n.rss), formatBeat(now - Date.parse(n.lastSeen)), formatMs(n.keystrokeP99Ms),
   ]);
-  const totalRow = ['TOTAL', '', String(t.sessions), String(t.clients), t.capacity > 0 ? percent(t.sessions / t.capacity) : '-', '', '', '', '', ''];
+  const totalRow = ['TOTAL', '', '', '', String(t.sessions), String(t.clients), t.capacity > 0 ? percent(t.sessions / t.capacity) : '-', '', '', '', '', ''];
   const [nodeHead, ...nodeLines] = table(NODE_COLUMNS, [...nodeRows, totalRow], NODE_RIGHT);
   out.push(inv(fit(nodeHead!, cols)));
   nodeLines.forEach((l, i) => {
     const text = fit(l, cols);
     if (i === nodeLines.length - 1) out.push(bold(text));
     else if (nodes[i]!.draining) out.push(colored(text, 33));
+    // Placement skips it for a reason other than its role: red.
+    else if (health[i]!.reasons.some((r) => r !== 'edge only')) out.push(colored(text, 31));
     else out.push(text);
   });
   if (nodes.length === 0) out.push('(no live node in the registry)');

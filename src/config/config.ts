@@ -8,8 +8,9 @@ import { hostname } from 'node:os';
 import { ConfigError } from '../errors/errors.js';
 import { newToken } from '../util/ids.js';
 import { defaultKeeperSocket, MAX_SOCKET_PATH } from '../keeper/paths.js';
+import type { NodeRole } from '../registry/registry.js';
 
-export type NodeRole = 'edge' | 'host' | 'both';
+export type { NodeRole };
 export type FailMode = 'open' | 'closed';
 /** Where terminals live: a keeper process this node starts if none answers, one run by
  * the operator (a container, a unit), or inside the node (they end with it). */

@@ -8,17 +8,27 @@
  *
  * `bytes` (output so far: the log head) costs one log read per session, so it is read for
  * the MAX_BYTES_SESSIONS most recently active sessions only; the others say null.
+ *
+ * The types here are the one definition of these answers: the CLI and the dashboard
+ * page import them (type-only, so nothing of the server reaches the browser bundle).
  */
+import { nodeHealth, type NodeHealth } from '../registry/node-health.js';
 import type { NodeInfo, Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
 import type { SessionId } from '../util/ids.js';
 
 export const MAX_BYTES_SESSIONS = 2_000;
 
-/** A node as `/v1/nodes` and `/v1/cluster` show it: times as ISO strings. */
+/**
+ * A node as `/v1/nodes` and `/v1/cluster` show it: its heartbeat (times as ISO strings)
+ * and what placement makes of it (`health`, computed by the answering node). `health`
+ * is absent from older nodes' answers: readers compute it from the fields with
+ * nodeHealth() then.
+ */
 export interface NodeView extends Omit<NodeInfo, 'startedAt' | 'lastSeen'> {
   startedAt: string;
   lastSeen: string;
+  health?: NodeHealth;
 }
 
 export interface SessionView {
@@ -44,7 +54,7 @@ export interface ClusterView {
 }
 
 export function nodeView(n: NodeInfo): NodeView {
-  return { ...n, startedAt: new Date(n.startedAt).toISOString(), lastSeen: new Date(n.lastSeen).toISOString() };
+  return { ...n, startedAt: new Date(n.startedAt).toISOString(), lastSeen: new Date(n.lastSeen).toISOString(), health: nodeHealth(n) };
 }
 
 export interface ClusterViewDeps {

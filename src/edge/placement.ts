@@ -1,7 +1,11 @@
 import type { NodeInfo } from '../registry/registry.js';
 import type { NodeId } from '../util/ids.js';
 import type { SessionKind } from '../protocol/frames.js';
-import { hasPtyRoom } from '../backend/pty-capacity.js';
+import { canRunTerminals } from '../registry/node-health.js';
+
+// The terminal rule lives with the operators' views of it (nodeHealth), so what top and
+// the dashboard call `keeper down` or `PTY limit` is exactly what placement skips.
+export { canRunTerminals };
 
 /**
  * Power of two choices: of two random hosts with room, the less loaded. Nearly as good
@@ -15,16 +19,6 @@ export function pickHost(nodes: readonly NodeInfo[], exclude: ReadonlySet<NodeId
   let b = open[Math.floor(random() * (open.length - 1))]!;
   if (b === a) b = open[open.length - 1]!;
   return load(a) <= load(b) ? a : b;
-}
-
-/**
- * A terminal needs a keeper that answers (unless the host runs terminals in-process)
- * and a PTY the kernel will still hand out. Hosts that do not report these (older
- * versions) count as able.
- */
-export function canRunTerminals(n: NodeInfo): boolean {
-  if (n.keeper === 'down') return false;
-  return hasPtyRoom(n.ptys !== undefined && n.ptyMax !== undefined ? { inUse: n.ptys, max: n.ptyMax } : undefined);
 }
 
 function load(n: NodeInfo): number {

@@ -6,7 +6,11 @@
  * `remove` deletes a node at once (clean shutdown).
  */
 import type { NodeId } from '../util/ids.js';
-import type { NodeRole } from '../config/config.js';
+
+/** What a node does: terminate clients (edge), run sessions (host), or both. Defined
+ * here, not in config, so the views of the registry stay free of Node's modules (the
+ * dashboard page imports them). */
+export type NodeRole = 'edge' | 'host' | 'both';
 
 export interface NodeInfo {
   id: NodeId;

@@ -4,41 +4,62 @@
  * tested in Node (test/dashboard-model.test.ts); dashboard.ts draws what this computes.
  */
 
-/**
- * `GET /v1/cluster` as the page reads it (src/edge/cluster-view.ts is the server's side;
- * the page keeps its own copy so the browser bundle needs no server types).
- */
-export interface NodeView {
-  id: string;
-  role: 'edge' | 'host' | 'both';
-  addr: string;
-  sessions: number;
-  clients: number;
-  capacity?: number;
-  draining: boolean;
-  startedAt: string;
-  lastSeen: string;
-  rss: number;
-  cpu: number;
-  keystrokeP99Ms?: number | null;
-}
+// `GET /v1/cluster` as the server defines it: one definition, imported for its types
+// only (esbuild drops type imports, so no server code reaches the bundle).
+import type { ClusterView, NodeView, SessionView } from '../edge/cluster-view.js';
+import { healthLabel, healthOf, keeperLabel, ptysLabel } from '../registry/node-health.js';
+import { formatBeat, formatBytes, formatMs, formatPercent } from '../util/format.js';
 
-export interface SessionView {
-  sid: string;
-  kind: string;
-  owner: string;
+export type { ClusterView, NodeView, SessionView };
+
+/** A node row of the nodes table, as text: what the page shows (and tests read). */
+export interface NodeCells {
   node: string;
-  status: string;
-  createdAt: string;
-  lastActivity: string;
-  clients: number;
-  bytes: number | null;
+  role: string;
+  /** `ok`, or why placement sends it less than everything: `draining`, `keeper down`, … */
+  health: string;
+  keeper: string;
+  sessions: string;
+  clients: string;
+  /** Sessions ÷ capacity, undefined on an edge (drawn as a bar with this label). */
+  used: number | undefined;
+  ptys: string;
+  cpu: string;
+  rss: string;
+  beat: string;
+  p99: string;
+  /** The row's colour: draining (amber) beats unhealthy (red): a drain explains the rest. */
+  tone: 'draining' | 'unhealthy' | undefined;
 }
 
-export interface ClusterView {
-  at: string;
-  nodes: NodeView[];
-  sessions: SessionView[];
+export function nodeCells(n: NodeView, now: number): NodeCells {
+  const health = healthOf(n);
+  return {
+    node: n.id,
+    role: n.role,
+    health: healthLabel(health),
+    keeper: keeperLabel(n),
+    sessions: String(n.sessions),
+    clients: String(n.clients),
+    used: health.load ?? undefined,
+    ptys: ptysLabel(n),
+    cpu: formatPercent(n.cpu),
+    rss: formatBytes(n.rss),
+    beat: formatBeat(now - Date.parse(n.lastSeen)),
+    p99: formatMs(n.keystrokeP99Ms),
+    tone: n.draining ? 'draining' : health.reasons.some((r) => r !== 'edge only') ? 'unhealthy' : undefined,
+  };
+}
+
+/** What the Drain dialog says a drain of `n` does to its terminals. */
+export function drainText(n: NodeView): string {
+  const count = n.sessions === 1 ? '1 session' : `${n.sessions} sessions`;
+  const what = `${n.id} stops taking sessions, tells its clients to reconnect to another node, hands its echo and agent sessions over and then exits.`;
+  if (n.role === 'edge') return `${what} It runs no sessions.`;
+  if (n.keeper === 'up') {
+    return `${what} Its terminal sessions stay in its keeper (${count} there now): the node process that comes back in its place, with the same node id, adopts them. If none comes back (a replaced pod), they end, or restart elsewhere when opened with onLoss "restart".`;
+  }
+  return `${what} Terminal sessions running on it end (${count} there now): it has no keeper${n.keeper === 'down' ? ' answering' : ''}.`;
 }
 
 /** How far back the charts go. */

@@ -11,8 +11,8 @@
  * kept in sessionStorage (this tab only) and dropped on a 401. Every text from the
  * server goes into the DOM as text, never as HTML.
  */
-import { formatAge, formatBeat, formatBytes, formatMs, formatPercent } from '../util/format.js';
-import { chartGeometry, colorOf, History, HISTORY_MS, type ClusterView, type NodeView, type SeriesMetric, type SessionView } from './dashboard-model.js';
+import { formatAge, formatBytes, formatMs, formatPercent } from '../util/format.js';
+import { chartGeometry, colorOf, drainText, History, HISTORY_MS, nodeCells, type ClusterView, type NodeView, type SeriesMetric, type SessionView } from './dashboard-model.js';
 
 const REFRESH_MS = 1_000;
 const TOKEN_KEY = 'switchboard.dashboard.token';
@@ -167,22 +167,22 @@ function renderNodes(nodes: readonly NodeView[], now: number, total: { sessions:
   const rows: HTMLTableRowElement[] = [];
   const ids = nodes.map((n) => n.id);
   for (const n of nodes) {
+    const c = nodeCells(n, now);
     const tr = el('tr');
     tr.dataset.node = n.id;
-    if (n.draining) tr.className = 'draining';
+    if (c.tone) tr.className = c.tone;
     const name = el('td');
     const swatch = el('span', undefined, 'swatch');
     swatch.style.background = colorOf(n.id, ids);
-    name.append(swatch, document.createTextNode(n.id));
-    const used = n.role === 'edge' || !n.capacity ? undefined : n.sessions / n.capacity;
+    name.append(swatch, document.createTextNode(c.node));
     const cap = el('td');
-    if (used === undefined) cap.textContent = '-';
+    if (c.used === undefined) cap.textContent = '-';
     else {
-      const bar = el('span', undefined, `bar${used >= 0.9 ? ' full' : used >= 0.7 ? ' high' : ''}`);
+      const bar = el('span', undefined, `bar${c.used >= 0.9 ? ' full' : c.used >= 0.7 ? ' high' : ''}`);
       const fill = el('span');
-      fill.style.width = `${Math.min(100, Math.max(used > 0 ? 2 : 0, used * 100))}%`;
+      fill.style.width = `${Math.min(100, Math.max(c.used > 0 ? 2 : 0, c.used * 100))}%`;
       bar.append(fill);
-      cap.append(bar, document.createTextNode(formatPercent(used)));
+      cap.append(bar, document.createTextNode(formatPercent(c.used)));
     }
     const drain = el('button', n.draining ? 'draining' : 'Drain');
     drain.disabled = n.draining || drainRequested.has(n.id);
@@ -191,22 +191,22 @@ function renderNodes(nodes: readonly NodeView[], now: number, total: { sessions:
     const action = el('td');
     action.append(drain);
     tr.append(
-      name, el('td', n.role), cell('sessions', String(n.sessions)), cell('clients', String(n.clients)), cap,
-      cell('cpu', formatPercent(n.cpu)), cell('rss', formatBytes(n.rss)), el('td', n.draining ? 'yes' : '-', 'draining'),
-      cell('beat', formatBeat(now - Date.parse(n.lastSeen))), cell('p99', formatMs(n.keystrokeP99Ms)), action,
+      name, el('td', c.role, 'role'), el('td', c.health, 'health'), el('td', c.keeper, `keeper${n.keeper === 'down' ? ' bad' : ''}`),
+      cell('sessions', c.sessions), cell('clients', c.clients), cap, cell('ptys', c.ptys),
+      cell('cpu', c.cpu), cell('rss', c.rss), cell('beat', c.beat), cell('p99', c.p99), action,
     );
     rows.push(tr);
   }
   if (nodes.length === 0) {
     const tr = el('tr');
     const td = el('td', 'no live node in the registry', 'empty');
-    td.colSpan = 11;
+    td.colSpan = 13;
     tr.append(td);
     rows.push(tr);
   } else {
     const tr = el('tr', undefined, 'total');
     tr.dataset.total = '';
-    tr.append(el('td', 'total'), el('td'), cell('sessions', String(total.sessions)), cell('clients', String(total.clients)),
+    tr.append(el('td', 'total'), el('td'), el('td'), el('td'), cell('sessions', String(total.sessions)), cell('clients', String(total.clients)),
       el('td', total.capacity > 0 ? formatPercent(total.sessions / total.capacity) : '-'), el('td'), el('td'), el('td'), el('td'), el('td'), el('td'));
     rows.push(tr);
   }
@@ -291,8 +291,7 @@ let pendingDrain: string | undefined;
 function confirmDrain(n: NodeView): void {
   pendingDrain = n.id;
   $('confirm-title').textContent = `Drain ${n.id}?`;
-  const terminals = n.sessions === 1 ? '1 session' : `${n.sessions} sessions`;
-  $('confirm-text').textContent = `${n.id} stops taking sessions, tells its clients to reconnect to another node, hands its echo and agent sessions over and then exits. Terminal sessions running on it end (${terminals} there now).`;
+  $('confirm-text').textContent = drainText(n);
   ($('confirm') as HTMLDialogElement).showModal();
 }
 

@@ -72,7 +72,7 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missi
   await page.waitForSelector('tr[data-node="node-2"]');
   t.pass('both nodes appear');
   t.equal(new URL(page.url()).hash, '', 'the token left the address bar');
-  t.match(await text(page, 'tr[data-node="node-1"]'), /node-1\s+both\s+0\s+\d+\s+0\.0%/, 'node-1: no sessions yet');
+  t.match(await text(page, 'tr[data-node="node-1"]'), /node-1\s+both\s+ok\s+up\s+0\s+\d+\s+0\.0%\s+\d+\/\d+/, 'node-1: healthy, its keeper up, no sessions yet, the machine\'s PTYs');
 
   // A node started now appears.
   const node3 = await spawnNode({ id: 'node-3', role: 'both', token: TOKEN, env: { SWITCHBOARD_REDIS_URL: cluster.redisUrl!, SWITCHBOARD_DATABASE_URL: cluster.databaseUrl! } });
@@ -122,13 +122,13 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missi
   await page.click('button[data-drain="node-2"]');
   await page.waitForSelector('dialog#confirm[open]');
   t.match(await text(page, '#confirm-title'), /Drain node-2\?/);
-  t.match(await text(page, '#confirm-text'), /Terminal sessions running on it end/, 'the dialog says what a drain does today');
+  t.match(await text(page, '#confirm-text'), /terminal sessions stay in its keeper/, 'the dialog says what a drain does to terminals');
   await page.click('#confirm-cancel');
   await page.waitForSelector('dialog#confirm:not([open])', { state: 'attached' });
   const seen = await page.evaluate(() => window.__dashboard!.refreshes);
   await page.waitForFunction((n) => window.__dashboard!.refreshes >= n + 2, seen);
   t.equal(node2.proc.exitCode, null, 'cancel: node-2 still runs');
-  t.equal(await text(page, 'tr[data-node="node-2"] td.draining'), '-', 'cancel: node-2 is not draining');
+  t.equal(await text(page, 'tr[data-node="node-2"] td.health'), 'ok', 'cancel: node-2 is not draining');
 
   // Confirmed: node-2 drains and exits, and leaves the list.
   const exited = once(node2.proc, 'exit');
