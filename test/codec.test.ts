@@ -95,7 +95,7 @@ t.test('peekOut refuses what is not an out frame in encodeFrame layout', async (
   t.equal(peekOut(encodeFrame({ t: 'out', off: 5, sid: 'abc', data: Buffer.from('hello') })), null, 'another key order');
   t.equal(peekOut(encodeFrame({ t: 'out', sid: 'abc', off: -1, data: Buffer.from('x') })), null, 'a negative offset');
   t.equal(peekOut(encodeFrame({ t: 'out', sid: 'abc', off: 1.5, data: Buffer.from('x') })), null, 'a fractional offset');
-  t.equal(peekOut(encodeFrame({ t: 'out', sid: 'abc', off: 5, data: 'hello' })), null, 'data as a string, not bin');
+  t.equal(peekOut(encodeFrame({ t: 'out', sid: 'abc', off: 5, data: 'hello' } as Record<string, unknown>)), null, 'data as a string, not bin');
   for (let cut = 0; cut < good.length; cut++) {
     if (peekOut(good.subarray(0, cut)) !== null) t.fail(`a frame cut at ${cut} bytes was read`);
   }
