@@ -98,6 +98,7 @@ export class SessionCookies {
   }
 
   header(value: string, expiresAt: number, options: CookieOptions): string {
-    return setCookie(SESSION_COOKIE, value, (expiresAt - this.now()) / 1000, options);
+    // Whole seconds up: the browser keeps it no shorter than the value is valid (exp is checked anyway).
+    return setCookie(SESSION_COOKIE, value, Math.ceil((expiresAt - this.now()) / 1000), options);
   }
 }
