@@ -50,6 +50,7 @@ import { Reply, readBody, requestInfo, type RequestInfo } from './http.js';
 import { LoginGuard, type LoginVia } from './login-guard.js';
 import { chooseVariant, notModified, StaticAssets } from './static-assets.js';
 import { clusterView, nodeView } from './cluster-view.js';
+import { dropReporter } from '../util/dropped.js';
 import { AuthRoutes } from './auth-routes.js';
 
 const MAX_BODY = 64 * 1024;
@@ -239,7 +240,7 @@ export class Server {
     this.auditor = new Auditor(deps.store, deps.logger.child('audit'));
     this.principalLimits = new PrincipalLimits(deps.limiter, deps.store, options.principalLimits ?? {
       maxSessions: DEFAULTS.maxSessionsPerPrincipal, openRate: DEFAULTS.openRate, inputRate: DEFAULTS.inputRate,
-    });
+    }, Date.now, dropReporter(deps.logger.child('limits')));
     deps.edge.useAccess(sessionAccess(this.principalLimits, this.auditor));
     const refused = this.principalLimits.refused;
     deps.metrics.register('switchboard_principal_sessions_refused_total', 'Opens refused: the principal has SWITCHBOARD_MAX_SESSIONS_PER_PRINCIPAL sessions', 'counter', () => refused.sessions);
