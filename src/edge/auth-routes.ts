@@ -7,8 +7,8 @@
  *                                   sign-in wins)
  *   POST /auth/logout               clears sb_session and sb_token (Origin and JSON
  *                                   rules of the HTTP API)
- *   GET  /auth/session              {oidc, signedIn, principal, admin, expiresAt}: what
- *                                   the page shows (Sign in / Sign out)
+ *   GET  /auth/session              {oidc, signedIn, principal, admin, expiresAt,
+ *                                   tokenCookie}: what the page shows (Sign in / out)
  *
  * Answers to the browser's navigations are small HTML pages naming the error code;
  * logout and session answer JSON like the API.
@@ -115,6 +115,8 @@ export class AuthRoutes {
     reply.json(200, {
       oidc: this.deps.oidc !== undefined,
       signedIn: principal !== undefined,
+      // Whether the browser holds a token cookie (not whether it is valid): the page then tries it first.
+      tokenCookie: cookieValue(info.cookie, TOKEN_COOKIE) !== undefined,
       ...(principal ? { principal: principal.name, admin: principal.admin, expiresAt: new Date(principal.expiresAt!).toISOString() } : {}),
     }, { 'Cache-Control': 'no-store' });
   }
