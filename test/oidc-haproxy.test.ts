@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { haproxyConfig } from '../src/launcher/local-cluster.js';
+import { findBinary, haproxyConfig } from '../src/launcher/local-cluster.js';
 import { Browser } from './helpers/browser.js';
 import { TEST_TOKEN } from './helpers/node.js';
 import { CLIENT_ID, CLIENT_SECRET, startProvider, type TestProvider } from './helpers/oidc-provider.js';
@@ -53,7 +53,9 @@ t.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sb-oidc-haproxy-'));
   const config = haproxyConfig(port, nodes.map((n) => ({ id: n.id, port: n.port }))) + `  http-response set-header ${SERVED_BY} %s\n`;
   await writeFile(join(dir, 'haproxy.cfg'), config);
-  haproxy = spawn('/usr/sbin/haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db'], { stdio: 'ignore' });
+  const binary = findBinary(process.env.HAPROXY ?? 'haproxy');
+  if (!binary) throw new Error('haproxy is missing: install the Debian package haproxy, or set HAPROXY to its path');
+  haproxy = spawn(binary, ['-f', join(dir, 'haproxy.cfg'), '-db'], { stdio: 'ignore' });
   // Both nodes in rotation: two answers from two different servers.
   await until(async () => {
     const served = new Set<string>();

@@ -204,7 +204,8 @@ t.test('without OIDC configured: no sign-in routes, and the page is told', async
   const login = await rawRequest(plain.port, { path: '/auth/login' });
   t.equal(login.status, 404);
   t.match(login.text, /SWITCHBOARD_OIDC_ISSUER/);
-  t.strictSame((await rawRequest(plain.port, { path: '/auth/session' })).json(), { oidc: false, signedIn: false });
+  t.strictSame((await rawRequest(plain.port, { path: '/auth/session' })).json(), { oidc: false, signedIn: false, tokenCookie: false });
+  t.match((await rawRequest(plain.port, { path: '/auth/session', headers: { cookie: 'sb_token=x' } })).json(), { tokenCookie: true }, 'a token cookie is reported held (not checked)');
   const good = await new SessionCookies(SESSION_SECRET, 3_600_000).issue({ name: 'ivy', admin: false });
   t.equal((await upgradeStatus(plain.port, { headers: { cookie: `sb_session=${good.value}` } })).status, 401, 'a session cookie means nothing there');
 });
