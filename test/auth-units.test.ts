@@ -57,6 +57,7 @@ function code(fn: () => unknown): string | undefined {
 const alice: Principal = { name: 'alice', admin: false, credential: 'jwt' };
 const bob: Principal = { name: 'bob', admin: false, credential: 'jwt' };
 const root: Principal = { name: 'root', admin: true, credential: 'jwt' };
+const carol: Principal = { name: 'carol', admin: false, credential: 'jwt' };
 
 t.test('access checks: own sessions, not_found for others, links scoped to one session and role', async (t) => {
   const mine = { sid: newSessionId(), owner: 'alice' };
@@ -102,8 +103,9 @@ t.test('JWT claims: sub and role, reserved names refused', async (t) => {
 
 t.test('HS256 JWTs: valid, expired, wrong key, missing claims, issuer and audience', async (t) => {
   const v = new JwtVerifier({ secret: SECRET });
-  t.strictSame(await v.verify(await hs256({ sub: 'alice' })), alice);
-  t.strictSame(await v.verify(await hs256({ sub: 'root', role: 'admin' })), root);
+  const exp = nowS() + 600;
+  t.strictSame(await v.verify(await hs256({ sub: 'alice' }, exp)), { ...alice, expiresAt: exp * 1000 }, 'the principal, with its exp (sockets close then)');
+  t.match(await v.verify(await hs256({ sub: 'root', role: 'admin' })), root);
   await invalid(t, v.verify(await hs256({ sub: 'alice' }, nowS() - 60)), /expired/, 'expired');
   await invalid(t, v.verify(await hs256({ sub: 'alice' }, null)), /exp/, 'exp is required');
   await invalid(t, v.verify(await hs256({ role: 'user' })), /sub/, 'sub is required');
@@ -202,7 +204,11 @@ t.test('per-principal limits: sessions, opens, input chunks on a shared bucket; 
   const limiter = new MemoryLimiter(clock);
   const store = new MemoryStore();
   const limits = new PrincipalLimits(limiter, store, { maxSessions: 2, openRate: 3, inputRate: 1600 }, clock);
-  const refusal = async (p: Promise<unknown>): Promise<string | undefined> => p.then(() => undefined, (e: unknown) => (e instanceof SwitchboardError ? e.code : String(e)));
+  const refusal = async (p: Promise<unknown>): Promise<string | undefined> => p.then(async (a) => {
+    // An admitted open gives its place back once placed (the edge does so when the host answers).
+    if (a && typeof a === 'object' && 'release' in a) await (a as { release(): Promise<void> }).release();
+    return undefined;
+  }, (e: unknown) => (e instanceof SwitchboardError ? e.code : String(e)));
 
   await store.createSession(sessionRecord({ owner: 'alice', status: 'running' }));
   await store.createSession(sessionRecord({ owner: 'alice', status: 'exited' }));
@@ -211,6 +217,14 @@ t.test('per-principal limits: sessions, opens, input chunks on a shared bucket; 
   t.equal(await refusal(limits.admitOpen(alice)), 'rate_limited', 'two running: the most');
   t.equal(limits.refused.sessions, 1);
   t.equal(await refusal(limits.admitOpen(root)), undefined, 'an admin is exempt');
+  const held = await limits.admitOpen(carol);
+  const second = await limits.admitOpen(carol);
+  t.pass('a second place while the first is held');
+  const third = limits.admitOpen(carol);
+  t.equal(await refusal(third), 'rate_limited', 'a held place counts: the cap holds before any session exists');
+  await held.release();
+  t.equal(await refusal(limits.admitOpen(carol)), undefined, 'released: room again');
+  await second.release();
 
   for (let i = 0; i < 3; i++) t.equal(await refusal(limits.admitOpen(bob)), undefined, `open ${i + 1} of 3 a minute`);
   t.equal(await refusal(limits.admitOpen(bob)), 'rate_limited', 'the fourth in a minute');

@@ -126,6 +126,19 @@ t.test('opens a minute and sessions per principal: one limit for both nodes', as
   onB.close();
 });
 
+t.test('concurrent opens through both nodes cannot overshoot the session cap', async (t) => {
+  const token = await jwt('racer');
+  const clients = await Promise.all(Array.from({ length: 6 }, (_, i) => TestClient.connect((i % 2 ? b : a).url, { token })));
+  const answers = await Promise.all(clients.map((c) => refusal(c, { t: 'open', kind: 'echo' })));
+  t.equal(answers.filter((x) => x === undefined).length, 2, 'exactly SWITCHBOARD_MAX_SESSIONS_PER_PRINCIPAL=2 opened');
+  t.ok(answers.filter((x) => x !== undefined).every((x) => x === 'rate_limited'), 'the rest refused rate_limited');
+  const { rows } = await db.query(`SELECT sid FROM sessions WHERE owner = 'racer' AND status IN ('starting', 'running')`);
+  t.equal(rows.length, 2, 'two sessions in PostgreSQL, not more');
+  const left = await db.query(`SELECT 1 FROM session_reservations WHERE owner = 'racer'`);
+  t.equal(left.rows.length, 0, 'every reservation was released before its open was answered');
+  for (const c of clients) c.close();
+});
+
 t.test('input bytes a second: one bucket for both nodes', async (t) => {
   const token = await jwt('erin');
   const onA = await TestClient.connect(a.url, { token });

@@ -10,6 +10,7 @@ import type { Store } from '../src/store/store.js';
 import { newSessionId } from '../src/util/ids.js';
 import { rawRequest, upgradeStatus } from './helpers/http.js';
 import { startNode, TEST_TOKEN, type TestNode } from './helpers/node.js';
+import { memorySeams } from '../src/node/wiring.js';
 import { until } from './helpers/redis.js';
 import { refusal, TestClient, type Frame } from './helpers/ws.js';
 
@@ -293,4 +294,31 @@ t.test('per-principal limits: sessions, opens a minute, input bytes a second; ad
   t.notOk(admin.frames.some((f) => f.t === 'error'), 'nor its input');
   c.close();
   admin.close();
+});
+
+t.test('concurrent opens cannot overshoot the session cap (a place is reserved before the host creates the session)', async (t) => {
+  // A store that, like a database, lets other work run before a session record lands:
+  // without the reservation every racing open would count the records before any lands.
+  const capped = await startNode(['--jwt-secret', SECRET, '--max-sessions-per-principal', '3', '--open-rate', '1000'], (config) => {
+    const seams = memorySeams(config);
+    const create = seams.store.createSession.bind(seams.store);
+    seams.store.createSession = async (record) => {
+      for (let turn = 0; turn < 50; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+      return create(record);
+    };
+    return seams;
+  });
+  t.teardown(() => capped.stop());
+  const token = await jwt('racer');
+  const clients = await Promise.all(Array.from({ length: 4 }, () => TestClient.connect(capped.url, { token })));
+  // Twelve opens at once, three per connection, plus four over HTTP.
+  const answers = await Promise.all([
+    ...clients.flatMap((c) => Array.from({ length: 3 }, () => refusal(c, { t: 'open', kind: 'echo' }))),
+    ...Array.from({ length: 4 }, () => api(capped, 'POST', '/v1/sessions', token, { kind: 'echo' }).then((r) => (r.status === 201 ? undefined : r.json.error))),
+  ]);
+  t.equal(answers.filter((a) => a === undefined).length, 3, 'exactly the cap opened');
+  t.ok(answers.filter((a) => a !== undefined).every((a) => a === 'rate_limited'), 'the rest refused rate_limited');
+  const running = await capped.node.seams.store.listSessions({ owner: 'racer', status: ['starting', 'running'] });
+  t.equal(running.length, 3, 'three sessions running, not more');
+  for (const c of clients) c.close();
 });

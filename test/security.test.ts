@@ -175,10 +175,11 @@ t.test('HTTP API: cookie not accepted, Origin checked, JSON bodies only (CSRF)',
   for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
     const res = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: { ...bearer, 'content-type': type }, body });
     t.equal(res.status, 415, `${type} is refused`);
-    t.match(res.json(), { message: /application\/json/ });
+    t.match(res.json(), { error: 'unsupported_media_type', message: /application\/json/ });
   }
   const untyped = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: bearer, body });
   t.equal(untyped.status, 415, 'a body without Content-Type is refused');
+  t.equal(untyped.json().error, 'unsupported_media_type');
   t.equal(await sessionCount(port), before, 'none of those created a session');
 
   const listed = await rawRequest(port, { method: 'POST', path: '/v1/sessions', headers: { ...bearer, origin: 'https://allowed.example', 'content-type': 'application/json; charset=utf-8' }, body });

@@ -48,7 +48,7 @@ t.test('postgres store', async (t) => {
 
 t.test('migrations', async (t) => {
   const versions = (await loadMigrations()).map((m) => m.version);
-  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention'], 'found in order');
+  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations'], 'found in order');
 
   t.test('are applied once and recorded once each', async (t) => {
     const pool = await freshPool(t, false);
@@ -59,7 +59,7 @@ t.test('migrations', async (t) => {
     t.strictSame(rows.map((r) => [r.version, Number(r.n)]), versions.map((v) => [v, 1]));
     const tables = await pool.query<{ table_name: string }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`);
-    t.strictSame(tables.rows.map((r) => r.table_name), ['audit_events', 'schema_migrations', 'session_events', 'session_output', 'sessions', 'share_links']);
+    t.strictSame(tables.rows.map((r) => r.table_name), ['audit_events', 'schema_migrations', 'session_events', 'session_output', 'session_reservations', 'sessions', 'share_links']);
   });
 
   t.test('run concurrently from several pools, each applied exactly once', async (t) => {
@@ -87,7 +87,7 @@ t.test('migrations', async (t) => {
     t.strictSame(rows.map((r) => r.version), ['001_ok'], 'the good one stays recorded');
     const half = await pool.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'half'`);
     t.equal(half.rowCount, 0, 'the bad one left nothing behind');
-    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention'], 'the pool still works (lock released)');
+    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations'], 'the pool still works (lock released)');
   });
 });
 

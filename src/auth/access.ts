@@ -6,18 +6,21 @@
 import type { Epoch, SessionId } from '../util/ids.js';
 import type { Auditor, SessionAuditType } from './audit.js';
 import type { Principal } from './principal.js';
-import type { PrincipalLimits } from './principal-limits.js';
+import type { Admission, PrincipalLimits } from './principal-limits.js';
 
 export interface SessionAccess {
-  /** Rejects `rate_limited` when the principal may not open a session now. */
-  admitOpen(p: Principal): Promise<void>;
+  /**
+   * Rejects `rate_limited` when the principal may not open a session now; else holds
+   * its place under the session cap until the caller releases it (placement answered).
+   */
+  admitOpen(p: Principal): Promise<Admission>;
   /** undefined: admitted now; else a promise that resolves when admitted or rejects `rate_limited`. */
   admitInput(p: Principal, bytes: number): Promise<void> | undefined;
   audit(type: SessionAuditType, sid: SessionId, epoch: Epoch, p: Principal, addr: string, detail?: Record<string, unknown>): void;
 }
 
 export const UNCHECKED_ACCESS: SessionAccess = Object.freeze({
-  admitOpen: async () => {},
+  admitOpen: async () => ({ release: async () => {} }),
   admitInput: () => undefined,
   audit: () => {},
 });

@@ -16,7 +16,7 @@ import type { Logger } from '../util/log.js';
 import type { Principal } from './principal.js';
 
 export type SessionAuditType = 'open' | 'attach' | 'kill' | 'link_mint' | 'link_revoke';
-export type LoginVia = 'http' | 'upgrade' | 'page';
+export type LoginVia = 'http' | 'upgrade' | 'page' | 'oidc';
 
 export interface AuditorOptions {
   maxQueued?: number;

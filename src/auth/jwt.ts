@@ -131,5 +131,5 @@ export function principalOf(payload: JWTPayload): Principal {
   if (sub.startsWith(LINK_PREFIX)) throw new InvalidCredential(`JWT sub must not start with ${LINK_PREFIX} (reserved for share links)`);
   // The admin token's sessions are owned by `admin`: a user of that name would see them.
   if (sub === ADMIN_NAME && role !== 'admin') throw new InvalidCredential(`JWT sub ${ADMIN_NAME} is reserved for the admin token (or a JWT with role admin)`);
-  return { name: sub, admin: role === 'admin', credential: 'jwt' };
+  return { name: sub, admin: role === 'admin', credential: 'jwt', ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 } : {}) };
 }

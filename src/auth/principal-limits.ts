@@ -4,8 +4,11 @@
  * admin token is the operator's and the bench's, and whoever holds it can change the
  * limits anyway.
  *
- * - sessions: running sessions the principal owns, counted in the Store at each open
- *   (opens racing on several nodes can overshoot by the number racing);
+ * - sessions: running sessions the principal owns, held atomically in the Store: an
+ *   open reserves a place (counting running sessions and other reservations) before
+ *   its host creates the session, and releases it once the host answered, either way.
+ *   Opens racing on several nodes cannot overshoot. A node that dies in between leaves
+ *   a reservation that lapses after RESERVATION_TTL_MS;
  * - opens: a token bucket of `openRate` a minute;
  * - input: a token bucket of `inputRate` bytes a second. Keystrokes are the hot path,
  *   so a node does not ask Redis per `in`: it takes a chunk of the bucket (1/16 of the
@@ -13,7 +16,9 @@
  *   can so overspend by at most one chunk per principal, and unspent chunks lapse after
  *   a second; N nodes never allow N times the rate.
  */
+import { randomUUID } from 'node:crypto';
 import { SwitchboardError } from '../errors/errors.js';
+import type { DropReporter } from '../util/dropped.js';
 import type { Limiter, LimitRule } from '../limit/limiter.js';
 import type { Store } from '../store/store.js';
 import { isLimited, type Principal } from './principal.js';
@@ -26,6 +31,16 @@ export interface PrincipalLimitSettings {
   inputRate: number;
 }
 
+/** What an admitted open holds until its placement is answered. */
+export interface Admission {
+  /** Gives the reserved place back (the session now counts by its record, or failed). Never rejects; may be called again. */
+  readonly release: () => Promise<void>;
+}
+
+const NOTHING_HELD: Admission = Object.freeze({ release: async () => {} });
+
+/** A reservation outlives any placement (its RPC times out after 10 s), not a dead node's by long. */
+export const RESERVATION_TTL_MS = 60_000;
 const INPUT_WINDOW_MS = 1_000;
 const OPEN_WINDOW_MS = 60_000;
 const MAX_CHUNK = 64 * 1024;
@@ -47,25 +62,45 @@ export class PrincipalLimits {
   /** Refusals by kind (metrics counters). */
   readonly refused = { sessions: 0, opens: 0, input: 0 };
 
-  constructor(private readonly limiter: Limiter, private readonly store: Store, readonly settings: PrincipalLimitSettings, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly limiter: Limiter, private readonly store: Store, readonly settings: PrincipalLimitSettings,
+    private readonly now: () => number = Date.now, private readonly dropped: DropReporter = () => () => {},
+  ) {
     this.openRule = { limit: settings.openRate, windowMs: OPEN_WINDOW_MS };
     this.inputRule = { limit: settings.inputRate, windowMs: INPUT_WINDOW_MS };
     this.chunk = Math.max(1, Math.min(MAX_CHUNK, Math.floor(settings.inputRate / CHUNKS_PER_WINDOW)));
   }
 
-  /** Before placing a session: the principal's running sessions and its open rate. */
-  async admitOpen(p: Principal): Promise<void> {
-    if (!isLimited(p)) return;
-    const running = await this.store.listSessions({ owner: p.name, status: ['starting', 'running'] });
-    if (running.length >= this.settings.maxSessions) {
+  /**
+   * Before placing a session: a place under the principal's session cap, then its open
+   * rate (an open refused for the cap uses no rate). The caller releases the admission
+   * once the placement is answered.
+   */
+  async admitOpen(p: Principal): Promise<Admission> {
+    if (!isLimited(p)) return NOTHING_HELD;
+    const id = randomUUID();
+    const now = this.now();
+    const r = await this.store.reserveSession(p.name, id, this.settings.maxSessions, now + RESERVATION_TTL_MS, now);
+    if (!r.ok) {
       this.refused.sessions++;
-      throw new SwitchboardError('rate_limited', `${p.name} has ${running.length} sessions running, the most one principal may have (SWITCHBOARD_MAX_SESSIONS_PER_PRINCIPAL=${this.settings.maxSessions}); kill one, then open again`, { temporary: false });
+      throw new SwitchboardError('rate_limited', `${p.name} has ${r.count} sessions running or opening, the most one principal may have (SWITCHBOARD_MAX_SESSIONS_PER_PRINCIPAL=${this.settings.maxSessions}); kill one, then open again`, { temporary: false });
     }
-    const d = await this.limiter.take(`opens:${p.name}`, this.openRule);
+    const admission: Admission = {
+      release: () => this.store.releaseReservation(id).catch(this.dropped('session reservation release', { principal: p.name })),
+    };
+    let d;
+    try {
+      d = await this.limiter.take(`opens:${p.name}`, this.openRule);
+    } catch (err) {
+      await admission.release();
+      throw err;
+    }
     if (!d.ok) {
+      await admission.release();
       this.refused.opens++;
       throw new SwitchboardError('rate_limited', `${p.name} opened ${this.settings.openRate} sessions in the last minute (SWITCHBOARD_OPEN_RATE); retry in ${d.retryMs} ms`, { retryMs: d.retryMs });
     }
+    return admission;
   }
 
   /**

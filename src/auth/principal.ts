@@ -7,6 +7,8 @@
  *   JWT, role admin       its `sub`           everything
  *   JWT, role user        its `sub`           open; list, attach to, type into, kill, share its own sessions
  *   share link            `link:<id>`         attach to its one session, with at most its role
+ *   OIDC sign-in          its `sub`           as a JWT of role user, or admin when mapped
+ *                                             (SWITCHBOARD_OIDC_ADMIN_SUBJECTS / _CLAIM)
  *
  * A session that is not the principal's is answered `not_found`, never `forbidden`:
  * whether a sid exists is itself worth hiding.
@@ -33,7 +35,7 @@ export interface LinkScope {
   by: string;
 }
 
-export type CredentialKind = 'token' | 'jwt' | 'link' | 'none';
+export type CredentialKind = 'token' | 'jwt' | 'link' | 'oidc' | 'none';
 
 export interface Principal {
   /** Owner name of the sessions it opens: `admin`, a JWT's `sub`, `link:<id>`. */
@@ -42,6 +44,12 @@ export interface Principal {
   credential: CredentialKind;
   /** Set for share links only. */
   link?: LinkScope;
+  /**
+   * When the credential stops being valid (milliseconds since the epoch): a JWT's
+   * `exp`, a sign-in session's. A socket opened with it is closed then. Undefined:
+   * never (the admin token).
+   */
+  expiresAt?: number;
 }
 
 export const ADMIN: Readonly<Principal> = Object.freeze({ name: ADMIN_NAME, admin: true, credential: 'token' });

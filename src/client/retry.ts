@@ -47,8 +47,13 @@ export type RetryDecision =
 /** Close codes outside our catalog that mean the transport broke, not that we were refused. */
 const TRANSPORT_CLOSES = new Set([1005, 1006, 1012, 1014]);
 const TEMPORARY_STATUS = new Set([429, 502, 503, 504]);
-/** The wire code of each HTTP status the server answers with (the catalog's table, inverted). */
-const CODE_OF_STATUS = new Map<number, string>(Object.entries(HTTP_STATUS).map(([code, status]) => [status, code]));
+/**
+ * The wire code of each HTTP status the server answers with (the catalog's table,
+ * inverted). Where several codes share a status, the first in the catalog (the
+ * general one: 401 is `unauthorized`, not the sign-in page's `login_failed`).
+ */
+const CODE_OF_STATUS = new Map<number, string>();
+for (const [code, status] of Object.entries(HTTP_STATUS)) if (!CODE_OF_STATUS.has(status)) CODE_OF_STATUS.set(status, code);
 
 /** Whether retrying may help, and the server's hint of when, for one cause. */
 export function classify(cause: RetryCause): { temporary: boolean; hintMs?: number } {

@@ -80,6 +80,26 @@ export interface Config {
   readonly linkMaxTtlSeconds: number;
   /** The gateway's public base URL (share links point there); undefined: http:// + the request's Host. */
   readonly publicUrl: string | undefined;
+  /**
+   * OpenID Connect sign-in for the page (src/auth/oidc.ts): the provider's issuer URL;
+   * undefined: off. With it, the client id and SWITCHBOARD_SESSION_SECRET are required.
+   */
+  readonly oidcIssuer: string | undefined;
+  readonly oidcClientId: string | undefined;
+  /** Undefined: a public client (PKCE only, no client authentication). */
+  readonly oidcClientSecret: string | undefined;
+  /** Where the provider sends the browser back; undefined: SWITCHBOARD_PUBLIC_URL (else the request's Host) + /auth/callback. */
+  readonly oidcRedirectUrl: string | undefined;
+  /** Scopes asked for, space-separated; always includes `openid`. */
+  readonly oidcScopes: string;
+  /** `sub`s that sign in as administrators. */
+  readonly oidcAdminSubjects: readonly string[];
+  /** An ID token claim that makes an administrator: its name and the value it must equal or (an array) contain. */
+  readonly oidcAdminClaim: { name: string; value: string } | undefined;
+  /** How long a sign-in lasts: the session cookie's life. */
+  readonly oidcSessionTtlMs: number;
+  /** Signs the session cookie (32+ characters); required with OIDC. */
+  readonly sessionSecret: string | undefined;
   /** Agent `limit` requests allowed per key per minute, cluster-wide. */
   readonly agentLimitRate: number;
   /** Largest terminal a client may open or resize to (snapshot cost grows with it). */
@@ -249,6 +269,58 @@ function jwtSecret(raw: string, name: string): string {
   return raw;
 }
 
+/** Cookie-signing secrets shorter than this are refused at start. */
+export const MIN_SESSION_SECRET_LENGTH = 32;
+
+function sessionSecret(raw: string, name: string): string {
+  if (raw.length < MIN_SESSION_SECRET_LENGTH) fail(name, `must be at least ${MIN_SESSION_SECRET_LENGTH} characters (got ${raw.length}): whoever guesses it can sign session cookies for any user; use a long random string`);
+  return raw;
+}
+
+/**
+ * The provider's issuer: https://, or http:// on a loopback address (a provider on the
+ * same machine, for development and tests). No trailing slash is added or removed: it
+ * must equal the `issuer` the provider's discovery document names.
+ */
+function issuerUrl(raw: string, name: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    fail(name, `must be the provider's issuer URL, https://… (got '${raw}')`);
+  }
+  const loopback = isLoopback(url.hostname) || url.hostname === '[::1]';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    fail(name, `must be an https:// URL (http:// only for a provider on a loopback address; got '${raw}')`);
+  }
+  if (url.search !== '' || url.hash !== '') fail(name, `must not have a query or fragment (got '${raw}')`);
+  return raw.trim();
+}
+
+function scopes(raw: string, name: string): string {
+  const list = raw.split(/[\s,]+/).filter(Boolean);
+  if (list.some((s) => !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s))) fail(name, `must be scope names separated by spaces or commas (got '${raw}')`);
+  if (!list.includes('openid')) list.unshift('openid');
+  return [...new Set(list)].join(' ');
+}
+
+/** 15m, 8h, 7d: at least a minute, at most 30 days. */
+function sessionTtl(raw: string, name: string): number {
+  const ms = duration(raw, name);
+  if (ms < 60_000 || ms > 30 * 86_400_000) fail(name, `must be between 1m and 30d (got '${raw}')`);
+  return ms;
+}
+
+function subjects(raw: string): string[] {
+  return raw.split(/[\s,]+/).filter(Boolean);
+}
+
+function claimMatch(raw: string, name: string): { name: string; value: string } {
+  const m = /^\s*([A-Za-z0-9_.:/-]+)\s*=\s*(\S(?:.*\S)?)\s*$/.exec(raw);
+  if (!m) fail(name, `must be claim=value, e.g. groups=switchboard-admins (got '${raw}')`);
+  return { name: m[1]!, value: m[2]! };
+}
+
 /** `off` or a port; 0 picks a free one. */
 function optionalPort(raw: string, name: string): number | undefined {
   if (raw.trim() === 'off') return undefined;
@@ -298,6 +370,15 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'inputRate', env: 'SWITCHBOARD_INPUT_RATE', parse: bytesBetween(1024, 1024 * MiB) },
   { key: 'linkMaxTtlSeconds', env: 'SWITCHBOARD_LINK_MAX_TTL_SECONDS', parse: integer(60, 366 * 86_400) },
   { key: 'publicUrl', env: 'SWITCHBOARD_PUBLIC_URL', parse: httpUrl },
+  { key: 'oidcIssuer', env: 'SWITCHBOARD_OIDC_ISSUER', parse: issuerUrl },
+  { key: 'oidcClientId', env: 'SWITCHBOARD_OIDC_CLIENT_ID', parse: text },
+  { key: 'oidcClientSecret', env: 'SWITCHBOARD_OIDC_CLIENT_SECRET', parse: text },
+  { key: 'oidcRedirectUrl', env: 'SWITCHBOARD_OIDC_REDIRECT_URL', parse: httpUrl },
+  { key: 'oidcScopes', env: 'SWITCHBOARD_OIDC_SCOPES', parse: scopes },
+  { key: 'oidcAdminSubjects', env: 'SWITCHBOARD_OIDC_ADMIN_SUBJECTS', parse: subjects },
+  { key: 'oidcAdminClaim', env: 'SWITCHBOARD_OIDC_ADMIN_CLAIM', parse: claimMatch },
+  { key: 'oidcSessionTtlMs', env: 'SWITCHBOARD_OIDC_SESSION_TTL', parse: sessionTtl },
+  { key: 'sessionSecret', env: 'SWITCHBOARD_SESSION_SECRET', parse: sessionSecret },
   { key: 'agentLimitRate', env: 'SWITCHBOARD_AGENT_LIMIT_RATE', parse: integer(1, 10_000_000) },
   { key: 'maxCols', env: 'SWITCHBOARD_MAX_COLS', parse: integer(80, 1000) },
   { key: 'maxRows', env: 'SWITCHBOARD_MAX_ROWS', parse: integer(24, 1000) },
@@ -352,6 +433,15 @@ export const DEFAULTS = {
   inputRate: MiB,
   linkMaxTtlSeconds: 7 * 86_400,
   publicUrl: undefined,
+  oidcIssuer: undefined,
+  oidcClientId: undefined,
+  oidcClientSecret: undefined,
+  oidcRedirectUrl: undefined,
+  oidcScopes: 'openid',
+  oidcAdminSubjects: [] as string[],
+  oidcAdminClaim: undefined,
+  oidcSessionTtlMs: 8 * 3_600_000,
+  sessionSecret: undefined,
   agentLimitRate: 60,
   maxCols: 500,
   maxRows: 200,
@@ -421,10 +511,23 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (config.connectionBytesBurst < config.maxFrame) {
     fail('SWITCHBOARD_CONNECTION_BYTES_BURST', `must be at least SWITCHBOARD_MAX_FRAME (${config.maxFrame}): a burst smaller than one frame would refuse every full-size frame`);
   }
+  checkOidc(config, raw);
   if (config.auth === 'none' && !isLoopback(config.host)) {
     fail('SWITCHBOARD_AUTH', `authentication is off, so binding the non-loopback address ${config.host} is refused; set SWITCHBOARD_TOKEN or bind 127.0.0.1`);
   }
   return Object.freeze(out) as unknown as Config;
+}
+
+/** OIDC settings hang together: any of them needs the issuer, the client id and the cookie secret. */
+function checkOidc(config: Config, raw: ReadonlyMap<string, string>): void {
+  const given = [...raw.keys()].filter((k) => k.startsWith('SWITCHBOARD_OIDC_'));
+  if (given.length === 0) return;
+  if (config.oidcIssuer === undefined) fail('SWITCHBOARD_OIDC_ISSUER', `is required with ${given.join(', ')}: the provider's issuer URL (https://…)`);
+  if (config.oidcClientId === undefined) fail('SWITCHBOARD_OIDC_CLIENT_ID', 'is required with SWITCHBOARD_OIDC_ISSUER: the client id the provider registered for this gateway');
+  if (config.sessionSecret === undefined) {
+    fail('SWITCHBOARD_SESSION_SECRET', `is required with SWITCHBOARD_OIDC_ISSUER: a random string of at least ${MIN_SESSION_SECRET_LENGTH} characters that signs the session cookie (the same on every node)`);
+  }
+  if (config.auth === 'none') fail('SWITCHBOARD_OIDC_ISSUER', 'needs authentication on: with SWITCHBOARD_AUTH=none everyone is the admin already');
 }
 
 export function isLoopback(host: string): boolean {

@@ -550,8 +550,12 @@ export class Edge {
     this.checkSize(frame.spec.cols, frame.spec.rows);
     checkOpen(principal);
     const started = performance.now();
-    await this.access.admitOpen(principal);
-    const placing = this.opens.tryRun(() => this.placeNow(frame, principal.name));
+    const admission = await this.access.admitOpen(principal);
+    // The place under the session cap is given back once the host answered (its record
+    // counts from then on), before the client hears; or if the open never ran.
+    const placing = this.opens.tryRun(() => this.placeNow(frame, principal.name).finally(admission.release));
+    if (placing) placing.catch(admission.release);
+    else void admission.release();
     if (placing) {
       const placed = await placing;
       this.deps.metrics.open.observe((performance.now() - started) / 1000);

@@ -35,14 +35,15 @@ export class Reply {
     });
   }
 
-  send(code: number, body: string | Uint8Array, contentType: string, headers: Record<string, string> = {}): void {
+  /** `headers`: a list value is one header line per item (several Set-Cookie). */
+  send(code: number, body: string | Uint8Array, contentType: string, headers: Record<string, string | readonly string[]> = {}): void {
     if (this.aborted || this.started) return;
     this.started = true;
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;
     this.res.cork(() => {
       this.res.writeStatus(status(code));
       this.res.writeHeader('Content-Type', contentType);
-      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+      for (const [k, v] of Object.entries(headers)) for (const line of typeof v === 'string' ? [v] : v) this.res.writeHeader(k, line);
       this.stream(bytes);
     });
   }
@@ -73,7 +74,7 @@ export class Reply {
     });
   }
 
-  json(code: number, value: unknown, headers: Record<string, string> = {}): void {
+  json(code: number, value: unknown, headers: Record<string, string | readonly string[]> = {}): void {
     this.send(code, JSON.stringify(value), 'application/json', headers);
   }
 

@@ -9,6 +9,12 @@
  *   GET    /v1/sessions/:sid/links      → {links: [...]} (never the tokens)
  *   DELETE /v1/sessions/:sid/links/:id  revokes it on every node (the Store); sockets
  *                                       opened with it close within LINK_SWEEP_MS
+ *
+ * Sign-in with an OIDC provider adds /auth/login, /auth/callback, /auth/logout and
+ * /auth/session (src/edge/auth-routes.ts); its session cookie is taken where the
+ * sb_token cookie is: the WebSocket upgrade, never the HTTP API. A socket whose
+ * credential expires (a JWT's exp, a sign-in session's, a link's) gets an `error`
+ * frame `unauthorized` and is closed 1008 within LINK_SWEEP_MS.
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +22,7 @@ import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
 import { DEFAULTS, isLoopback, type Config } from '../config/config.js';
 import { CLOSE, SwitchboardError, type WireErrorCode } from '../errors/errors.js';
+import { encodeFrame } from '../protocol/codec.js';
 import { parseOpenSpec } from '../protocol/parse.js';
 import type { Limiter } from '../limit/limiter.js';
 import type { Registry } from '../registry/registry.js';
@@ -27,7 +34,10 @@ import { bearerToken, chosenProtocol, isJsonContentType, isLoopbackHost, originA
 import { sessionAccess } from '../auth/access.js';
 import { Auditor } from '../auth/audit.js';
 import { Authenticator, type AuthOutcome } from '../auth/authenticator.js';
-import { KeySetUnavailable, type JwtOptions } from '../auth/jwt.js';
+import { InvalidCredential, KeySetUnavailable, type JwtOptions } from '../auth/jwt.js';
+import { OidcLogin, type OidcOptions } from '../auth/oidc.js';
+import type { PendingLogins } from '../auth/pending-logins.js';
+import { cookieValue, SESSION_COOKIE, SessionCookies } from '../auth/session-cookie.js';
 import { isLinkId, newLinkId } from '../auth/links.js';
 import { PrincipalLimits, type PrincipalLimitSettings } from '../auth/principal-limits.js';
 import { ANONYMOUS_ADMIN, checkAdmin, checkList, checkShare, type LinkScope, type Principal } from '../auth/principal.js';
@@ -40,6 +50,8 @@ import { Reply, readBody, requestInfo, type RequestInfo } from './http.js';
 import { LoginGuard, type LoginVia } from './login-guard.js';
 import { chooseVariant, notModified, StaticAssets } from './static-assets.js';
 import { clusterView, nodeView } from './cluster-view.js';
+import { dropReporter } from '../util/dropped.js';
+import { AuthRoutes } from './auth-routes.js';
 
 const MAX_BODY = 64 * 1024;
 /**
@@ -49,7 +61,7 @@ const MAX_BODY = 64 * 1024;
  */
 const OVERSIZE_GRACE = 4;
 const DEFAULT_LOGIN_FAILURE_RATE = 10;
-/** How often sockets opened with a share link are checked for revocation and expiry. */
+/** How often sockets are checked for an expired credential, and link sockets for revocation. */
 export const LINK_SWEEP_MS = 2_000;
 /** Unrevoked, unexpired links one session may have; past it minting answers `conflict`. */
 export const MAX_LINKS_PER_SESSION = 100;
@@ -89,10 +101,20 @@ export interface ServerOptions {
   linkMaxTtlSeconds?: number;
   /** Public base URL share links point at; default http:// + the request's Host. */
   publicUrl?: string | undefined;
+  /** Sign-in with an OIDC provider (src/auth/oidc.ts); undefined: off. */
+  oidc?: ServerOidcOptions | undefined;
+}
+
+export interface ServerOidcOptions extends OidcOptions {
+  /** Undefined: derived from publicUrl, else the request's Host (auth-routes.ts). */
+  redirectUrl: string | undefined;
+  /** Signs the session cookie (SWITCHBOARD_SESSION_SECRET). */
+  sessionSecret: string;
+  sessionTtlMs: number;
 }
 
 /** The settings of docs/security.md, as the Server takes them. */
-export function securityOptions(config: Config): Pick<ServerOptions, 'trustedProxies' | 'loginFailureRate' | 'metricsPort' | 'metricsHost' | 'jwt' | 'principalLimits' | 'linkMaxTtlSeconds' | 'publicUrl'> {
+export function securityOptions(config: Config): Pick<ServerOptions, 'trustedProxies' | 'loginFailureRate' | 'metricsPort' | 'metricsHost' | 'jwt' | 'principalLimits' | 'linkMaxTtlSeconds' | 'publicUrl' | 'oidc'> {
   return {
     trustedProxies: config.trustedProxies,
     loginFailureRate: config.loginFailureRate,
@@ -102,6 +124,12 @@ export function securityOptions(config: Config): Pick<ServerOptions, 'trustedPro
     principalLimits: { maxSessions: config.maxSessionsPerPrincipal, openRate: config.openRate, inputRate: config.inputRate },
     linkMaxTtlSeconds: config.linkMaxTtlSeconds,
     publicUrl: config.publicUrl,
+    // loadConfig refuses an issuer without a client id or session secret.
+    oidc: config.oidcIssuer === undefined ? undefined : {
+      issuer: config.oidcIssuer, clientId: config.oidcClientId!, clientSecret: config.oidcClientSecret, scopes: config.oidcScopes,
+      adminSubjects: config.oidcAdminSubjects, adminClaim: config.oidcAdminClaim, redirectUrl: config.oidcRedirectUrl,
+      sessionSecret: config.sessionSecret!, sessionTtlMs: config.oidcSessionTtlMs,
+    },
   };
 }
 
@@ -154,7 +182,12 @@ export interface ServerDeps {
   logger: Logger;
   ready: () => { ok: boolean; reasons: string[] };
   drain: (nodeId: NodeId) => Promise<void>;
+  /** Where begun OIDC sign-ins wait for their callback (the seam); needed with options.oidc. */
+  pendingLogins?: PendingLogins;
 }
+
+/** What a request presented: a token (header, subprotocol, sb_token cookie) or a sign-in session cookie. */
+type Presented = { token: string } | { session: string };
 
 interface SocketData {
   principal: Principal;
@@ -187,8 +220,10 @@ export class Server {
   private readonly auth: Authenticator;
   private readonly auditor: Auditor;
   private readonly principalLimits: PrincipalLimits;
-  /** Sockets opened with a share link: swept for revocation and expiry. */
-  private readonly linkSockets = new Set<WebSocket<SocketData>>();
+  /** Sockets whose credential expires (JWT, sign-in session, share link): swept for expiry, links for revocation. */
+  private readonly expiringSockets = new Set<WebSocket<SocketData>>();
+  private readonly sessions: SessionCookies | undefined;
+  private readonly authRoutes: AuthRoutes;
   private linkSweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
   port = 0;
@@ -205,12 +240,22 @@ export class Server {
     this.auditor = new Auditor(deps.store, deps.logger.child('audit'));
     this.principalLimits = new PrincipalLimits(deps.limiter, deps.store, options.principalLimits ?? {
       maxSessions: DEFAULTS.maxSessionsPerPrincipal, openRate: DEFAULTS.openRate, inputRate: DEFAULTS.inputRate,
-    });
+    }, Date.now, dropReporter(deps.logger.child('limits')));
     deps.edge.useAccess(sessionAccess(this.principalLimits, this.auditor));
     const refused = this.principalLimits.refused;
     deps.metrics.register('switchboard_principal_sessions_refused_total', 'Opens refused: the principal has SWITCHBOARD_MAX_SESSIONS_PER_PRINCIPAL sessions', 'counter', () => refused.sessions);
     deps.metrics.register('switchboard_principal_opens_refused_total', 'Opens refused: the principal is over SWITCHBOARD_OPEN_RATE', 'counter', () => refused.opens);
     deps.metrics.register('switchboard_principal_input_refused_total', 'Input frames refused: the principal is over SWITCHBOARD_INPUT_RATE', 'counter', () => refused.input);
+    const oidc = options.oidc;
+    if (oidc && !deps.pendingLogins) throw new Error('OIDC sign-in needs the pendingLogins seam');
+    this.sessions = oidc ? new SessionCookies(oidc.sessionSecret, oidc.sessionTtlMs) : undefined;
+    this.authRoutes = new AuthRoutes(
+      { origins: options.origins, publicUrl: options.publicUrl, redirectUrl: oidc?.redirectUrl },
+      {
+        oidc: oidc ? new OidcLogin(oidc, deps.pendingLogins!) : undefined, cookies: this.sessions,
+        limiter: deps.limiter, auditor: this.auditor, logger: deps.logger.child('auth'),
+      },
+    );
     deps.metrics.register('switchboard_audit_dropped_total', 'Audit events dropped: the store was unreachable and the queue full', 'counter', () => this.auditor.dropped);
     this.app = uWS.App();
     this.routes();
@@ -248,12 +293,12 @@ export class Server {
    * (login-guard.ts). `undefined`: no credential presented, refused without counting.
    * Logins (upgrades and the web login; not every API request) and failures are audited.
    */
-  private async authorize(token: string | undefined, address: string, via: LoginVia, path: string): Promise<Principal | Refusal> {
+  private async authorize(presented: Presented | undefined, address: string, via: LoginVia, path: string): Promise<Principal | Refusal> {
     if (!this.options.authRequired) return ANONYMOUS_ADMIN;
-    if (token === undefined) return { status: 401, error: 'unauthorized', message: `missing token: ${via === 'http' ? API_CREDENTIALS : UPGRADE_CREDENTIALS}` };
+    if (presented === undefined) return { status: 401, error: 'unauthorized', message: `missing token: ${via === 'http' ? API_CREDENTIALS : UPGRADE_CREDENTIALS}` };
     let outcome: AuthOutcome;
     try {
-      outcome = await this.auth.authenticate(token);
+      outcome = 'token' in presented ? await this.auth.authenticate(presented.token) : await this.authenticateSession(presented.session);
     } catch (err) {
       // The key set or the store did not answer: not the client's fault, not a failed login.
       this.deps.logger.warn('cannot check a credential', { addr: address, via, err: String(err) });
@@ -276,6 +321,27 @@ export class Server {
       message: `too many failed logins from ${address}; retry in ${verdict.retryMs} ms`,
       headers: { 'Retry-After': String(Math.max(1, Math.ceil(verdict.retryMs / 1000))) },
     };
+  }
+
+  private async authenticateSession(value: string): Promise<AuthOutcome> {
+    if (!this.sessions) return { ok: false, reason: 'sign-in sessions are not configured' };
+    try {
+      return { ok: true, principal: await this.sessions.verify(value) };
+    } catch (err) {
+      if (err instanceof InvalidCredential) return { ok: false, reason: err.message };
+      throw err;
+    }
+  }
+
+  /**
+   * What a WebSocket upgrade presents, in order: Authorization header, `bearer.`
+   * subprotocol, sb_token cookie, then (with OIDC on) the sb_session cookie.
+   */
+  private upgradeCredential(info: RequestInfo, protocols: string): Presented | undefined {
+    const token = presentedToken({ authorization: info.authorization, cookie: info.cookie, protocols });
+    if (token !== undefined) return { token };
+    const session = this.sessions ? cookieValue(info.cookie, SESSION_COOKIE) : undefined;
+    return session === undefined ? undefined : { session };
   }
 
   private routes(): void {
@@ -307,10 +373,10 @@ export class Server {
         if (!originAllowed(info.origin, info.host, this.options.origins)) {
           return refuse({ status: 403, error: 'forbidden', message: `origin ${info.origin} is not allowed; add it to SWITCHBOARD_ORIGINS` });
         }
-        const token = presentedToken({ authorization: info.authorization, cookie: info.cookie, protocols });
-        if (this.options.authRequired && token === undefined) return refuse({ status: 401, error: 'unauthorized', message: `missing token: ${UPGRADE_CREDENTIALS}` });
+        const presented = this.upgradeCredential(info, protocols);
+        if (this.options.authRequired && presented === undefined) return refuse({ status: 401, error: 'unauthorized', message: `missing token: ${UPGRADE_CREDENTIALS}` });
         void Promise.all([
-          this.authorize(token, ip, 'upgrade', info.url),
+          this.authorize(presented, ip, 'upgrade', info.url),
           this.deps.limiter.take(`connect:${ip}`, { limit: this.options.connectRate, windowMs: 60_000 }),
         ]).then(([principal, d]) => {
           if ('status' in principal) return refuse(principal);
@@ -331,7 +397,7 @@ export class Server {
         const data = ws.getUserData();
         this.sockets.add(ws);
         data.conn = edge.connect(new UwsSocket(ws), data.principal, data.ip);
-        if (data.principal.link) this.linkSockets.add(ws);
+        if (data.principal.link || data.principal.expiresAt !== undefined) this.expiringSockets.add(ws);
       },
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData().conn!;
@@ -346,7 +412,7 @@ export class Server {
       drain: (ws) => edge.drained(ws.getUserData().conn!),
       close: (ws) => {
         this.sockets.delete(ws);
-        this.linkSockets.delete(ws);
+        this.expiringSockets.delete(ws);
         const conn = ws.getUserData().conn;
         if (conn) {
           conn.closed = true;
@@ -373,7 +439,7 @@ export class Server {
     // SWITCHBOARD_METRICS_PORT gives scrapers a listener of their own.
     this.app.get('/metrics', route((reply, info, res, req) => {
       const ip = this.clientAddress(res, req);
-      void this.authorize(bearerToken(info.authorization), ip, 'http', info.url).then((principal) => {
+      void this.authorize(headerCredential(info), ip, 'http', info.url).then((principal) => {
         if ('status' in principal) return reply.json(principal.status, { error: principal.error, message: principal.message }, principal.headers);
         if (!principal.admin) return reply.json(403, { error: 'forbidden', message: 'metrics are for administrators (or set SWITCHBOARD_METRICS_PORT for a scraper listener)' });
         this.sendMetrics(reply);
@@ -393,6 +459,23 @@ export class Server {
     this.app.get('/', route((reply, info, res, req) => {
       const ip = this.clientAddress(res, req);
       this.page(reply, info, ip, req.getHeader('accept-encoding'), req.getHeader('if-none-match')).catch((err) => reply.error(err));
+    }));
+    // Sign-in (OIDC) for the page: auth-routes.ts.
+    this.app.get('/auth/login', route((reply, info, res, req) => {
+      const ip = this.clientAddress(res, req);
+      this.authRoutes.login(reply, info, ip).catch((err: unknown) => reply.error(err));
+    }));
+    this.app.get('/auth/callback', route((reply, info, res, req) => {
+      const ip = this.clientAddress(res, req);
+      this.authRoutes.callback(reply, info, ip).catch((err: unknown) => reply.error(err));
+    }));
+    this.app.post('/auth/logout', route((reply, info) => {
+      // A body is not read (none is needed), but must not be a form either: auth-routes.ts.
+      if (info.hasBody) reply.res.onData(() => {});
+      this.authRoutes.logout(reply, info);
+    }));
+    this.app.get('/auth/session', route((reply, info) => {
+      this.authRoutes.session(reply, info).catch((err: unknown) => reply.error(err));
     }));
     // The operators' page (src/web/dashboard.ts): static; its data comes from /v1/cluster with the admin token.
     this.app.get('/dashboard', route((reply, _info, _res, req) => this.asset(reply, 'dashboard.html', req.getHeader('accept-encoding'), req.getHeader('if-none-match'))));
@@ -437,10 +520,10 @@ export class Server {
     if (!originAllowed(info.origin, info.host, this.options.origins)) {
       throw new SwitchboardError('forbidden', `origin ${info.origin} is not allowed; add it to SWITCHBOARD_ORIGINS`);
     }
-    const principal = await this.authorize(bearerToken(info.authorization), ip, 'http', info.url);
+    const principal = await this.authorize(headerCredential(info), ip, 'http', info.url);
     if ('status' in principal) return reply.json(principal.status, { error: principal.error, message: principal.message }, principal.headers);
     if ((info.hasBody || info.contentType !== '') && !isJsonContentType(info.contentType)) {
-      return reply.json(415, { error: 'bad_frame', message: `request bodies must be Content-Type: application/json (got ${JSON.stringify(info.contentType)})` });
+      return reply.json(415, { error: 'unsupported_media_type', message: `request bodies must be Content-Type: application/json (got ${JSON.stringify(info.contentType)})` });
     }
     return this.api(reply, info, principal, ip, body);
   }
@@ -521,7 +604,7 @@ export class Server {
         }
         this.auditor.session('link_revoke', record.sid, record.epoch, principal, ip, { link: id });
         // Sockets on this node close now; other nodes' within LINK_SWEEP_MS.
-        for (const ws of [...this.linkSockets]) if (ws.getUserData().principal.link?.id === id) this.endLinkSocket(ws, 'share link revoked');
+        for (const ws of [...this.expiringSockets]) if (ws.getUserData().principal.link?.id === id) this.endExpired(ws, 'share link revoked');
         return reply.json(200, { id, revoked: true });
       }
       case 'POST /v1/nodes/:id/drain': {
@@ -569,28 +652,32 @@ export class Server {
   }
 
   /**
-   * Closes sockets whose share link was revoked (on any node: one Store query for all
-   * of this node's link sockets) or expired. Runs every LINK_SWEEP_MS while listening.
+   * Closes sockets whose credential expired (a JWT's exp, a sign-in session's, a
+   * link's) or whose share link was revoked (on any node: one Store query for all of
+   * this node's link sockets). Runs every LINK_SWEEP_MS while listening.
    */
-  async sweepLinkSockets(): Promise<void> {
-    if (this.sweeping || this.linkSockets.size === 0) return;
+  async sweepExpiringSockets(): Promise<void> {
+    if (this.sweeping || this.expiringSockets.size === 0) return;
     this.sweeping = true;
     try {
       const now = Date.now();
       const byLink = new Map<string, Array<WebSocket<SocketData>>>();
-      for (const ws of this.linkSockets) {
-        const link = ws.getUserData().principal.link!;
-        if (link.expiresAt <= now) {
-          this.endLinkSocket(ws, 'share link expired');
+      for (const ws of this.expiringSockets) {
+        const { principal } = ws.getUserData();
+        const link = principal.link;
+        const expiresAt = link?.expiresAt ?? principal.expiresAt;
+        if (expiresAt !== undefined && expiresAt <= now) {
+          this.endExpired(ws, link ? 'share link expired' : expiredReason(principal));
           continue;
         }
+        if (!link) continue;
         const list = byLink.get(link.id) ?? [];
         list.push(ws);
         byLink.set(link.id, list);
       }
       if (byLink.size === 0) return;
       const inactive = await this.deps.store.inactiveLinks([...byLink.keys()]);
-      for (const id of inactive) for (const ws of byLink.get(id) ?? []) if (this.linkSockets.has(ws)) this.endLinkSocket(ws, 'share link revoked');
+      for (const id of inactive) for (const ws of byLink.get(id) ?? []) if (this.expiringSockets.has(ws)) this.endExpired(ws, 'share link revoked');
     } catch (err) {
       this.deps.logger.warn('cannot check share links for revocation; retrying', { err: String(err) });
     } finally {
@@ -598,9 +685,11 @@ export class Server {
     }
   }
 
-  private endLinkSocket(ws: WebSocket<SocketData>, reason: string): void {
-    this.linkSockets.delete(ws);
+  /** The client is told why (an `error` frame `unauthorized`), then the socket closes 1008. */
+  private endExpired(ws: WebSocket<SocketData>, reason: string): void {
+    this.expiringSockets.delete(ws);
     try {
+      ws.send(encodeFrame({ t: 'error', code: 'unauthorized', msg: `${reason}: connect again with a fresh credential`, temporary: false }), true);
       ws.end(CLOSE.policy.code, reason);
     } catch {
       // already closed
@@ -627,7 +716,7 @@ export class Server {
       }
       return reply.send(302, '', 'text/plain', { Location: pageLocation(params) });
     }
-    const principal = await this.authorize(token, ip, 'page', info.url);
+    const principal = await this.authorize({ token }, ip, 'page', info.url);
     if ('status' in principal) {
       const text = principal.status === 401 ? `${principal.message.split(':')[0]}: open the URL the server printed at start, or ask for a new link\n` : `${principal.message}\n`;
       return reply.send(principal.status, text, 'text/plain', principal.headers);
@@ -663,7 +752,7 @@ export class Server {
         }
         this.listenSocket = socket;
         this.port = uWS.us_socket_local_port(socket);
-        this.linkSweepTimer ??= setInterval(() => void this.sweepLinkSockets(), LINK_SWEEP_MS);
+        this.linkSweepTimer ??= setInterval(() => void this.sweepExpiringSockets(), LINK_SWEEP_MS);
         this.linkSweepTimer.unref();
         if (!this.metricsApp) {
           resolve(this.port);
@@ -714,6 +803,16 @@ export class Server {
 
 const API_CREDENTIALS = 'send Authorization: Bearer <token> (the HTTP API does not take the sb_token cookie)';
 const UPGRADE_CREDENTIALS = 'send Authorization: Bearer <token>, a bearer.<token> subprotocol or the sb_token cookie';
+
+/** The HTTP API and /metrics: the Authorization header only (see bearerToken). */
+function headerCredential(info: RequestInfo): Presented | undefined {
+  const token = bearerToken(info.authorization);
+  return token === undefined ? undefined : { token };
+}
+
+function expiredReason(p: Principal): string {
+  return p.credential === 'oidc' ? 'sign-in session expired' : 'JWT expired';
+}
 
 function pageLocation(params: URLSearchParams): string {
   const rest = params.toString();

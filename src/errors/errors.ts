@@ -14,6 +14,9 @@ export const WIRE_ERROR_CODES = [
   'too_large',
   'unavailable',
   'conflict',
+  'unsupported_media_type',
+  'login_state_invalid',
+  'login_failed',
   'internal',
 ] as const;
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
@@ -28,6 +31,9 @@ export const HTTP_STATUS: Record<WireErrorCode, number> = {
   too_large: 413,
   unavailable: 503,
   conflict: 409,
+  unsupported_media_type: 415,
+  login_state_invalid: 400,
+  login_failed: 401,
   internal: 500,
 };
 
@@ -45,6 +51,9 @@ export const TEMPORARY: Record<WireErrorCode, boolean> = {
   too_large: false,
   unavailable: true,
   conflict: false,
+  unsupported_media_type: false,
+  login_state_invalid: false,
+  login_failed: false,
   internal: true,
 };
 

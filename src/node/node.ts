@@ -132,7 +132,7 @@ export class SwitchboardNode {
       maxBackpressure: Math.max(config.replayBytes, config.highWatermark * 2) * 4,
       ...securityOptions(config),
     }, {
-      edge: this.edge, store: seams.store, registry: seams.registry, limiter: seams.limiter, metrics: this.metrics,
+      edge: this.edge, store: seams.store, registry: seams.registry, limiter: seams.limiter, metrics: this.metrics, pendingLogins: seams.pendingLogins,
       logger: logger.child('http'), ready: () => this.readiness(), drain: (id) => this.requestDrain(id),
     });
   }

@@ -19,6 +19,8 @@ import { MemoryLog } from '../log/memory-log.js';
 import { MemoryRegistry } from '../registry/memory-registry.js';
 import { MemoryLimiter } from '../limit/memory-limiter.js';
 import { MemoryStore } from '../store/memory-store.js';
+import { MemoryPendingLogins } from '../auth/memory-pending-logins.js';
+import { RedisPendingLogins } from '../auth/redis-pending-logins.js';
 import type { Store } from '../store/store.js';
 import type { Seams } from './wiring.js';
 import { postgresStore } from './wiring-postgres.js';
@@ -66,7 +68,7 @@ export async function distributedSeams(config: Config, logger: Logger): Promise<
     const leases = new MemoryLeases();
     const log = new MemoryLog(bus, leases, config.replayBytes);
     return {
-      bus, leases, log, store, registry: new MemoryRegistry(), limiter: new MemoryLimiter(),
+      bus, leases, log, store, registry: new MemoryRegistry(), limiter: new MemoryLimiter(), pendingLogins: new MemoryPendingLogins(),
       ...(archive ? { archive } : {}),
       ...(stats ? { stats } : {}),
       health: () => [],
@@ -102,8 +104,10 @@ export async function distributedSeams(config: Config, logger: Logger): Promise<
   const limiter = new FallbackLimiter(new RedisLimiter(client), { failMode: config.limitFailMode });
   health.push(() => (limiter.isDegraded() ? 'rate limiter degraded to local counting (redis unreachable)' : undefined));
 
+  const pendingLogins = new RedisPendingLogins(client);
+
   return {
-    bus, log, leases, registry, store, limiter,
+    bus, log, leases, registry, store, limiter, pendingLogins,
     ...(archive ? { archive } : {}),
     ...(stats ? { stats } : {}),
     health: () => health.map((h) => h()).filter((r): r is string => r !== undefined),

@@ -9,6 +9,7 @@ import type { Leases } from '../lease/leases.js';
 import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
 import type { Limiter } from '../limit/limiter.js';
+import type { PendingLogins } from '../auth/pending-logins.js';
 import type { Epoch, Offset, SessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { MemoryBus } from '../bus/memory-bus.js';
@@ -17,6 +18,7 @@ import { MemoryLeases } from '../lease/memory-leases.js';
 import { MemoryRegistry } from '../registry/memory-registry.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { MemoryLimiter } from '../limit/memory-limiter.js';
+import { MemoryPendingLogins } from '../auth/memory-pending-logins.js';
 
 export interface Seams {
   bus: Bus;
@@ -25,6 +27,8 @@ export interface Seams {
   registry: Registry;
   store: Store;
   limiter: Limiter;
+  /** Sign-ins begun and not yet completed (OIDC), so the callback may reach any node. */
+  pendingLogins: PendingLogins;
   /** Write-behind output archive (PostgreSQL), when there is one. */
   archive?: (sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array) => void;
   /** Extra readiness checks and metrics of the chosen implementations. */
@@ -48,11 +52,12 @@ export function memorySeams(config: Pick<Config, 'replayBytes'>): Seams {
   const store = new MemoryStore();
   const registry = new MemoryRegistry();
   const limiter = new MemoryLimiter();
+  const pendingLogins = new MemoryPendingLogins();
   return {
-    bus, log, leases, registry, store, limiter,
+    bus, log, leases, registry, store, limiter, pendingLogins,
     health: () => [],
     close: async () => {
-      await Promise.all([bus.close(), log.close(), leases.close(), registry.close(), store.close(), limiter.close()]);
+      await Promise.all([bus.close(), log.close(), leases.close(), registry.close(), store.close(), limiter.close(), pendingLogins.close()]);
     },
   };
 }

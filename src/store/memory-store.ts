@@ -2,7 +2,7 @@ import { SwitchboardError } from '../errors/errors.js';
 import { sliceChunks } from '../log/slice.js';
 import type { LogChunk } from '../log/log.js';
 import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
-import type { AuditEvent, AuditFilter, SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, ShareLink, Store } from './store.js';
+import type { AuditEvent, AuditFilter, Reservation, SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, ShareLink, Store } from './store.js';
 
 const DEFAULT_AUDIT_LIST = 1000;
 
@@ -18,6 +18,7 @@ export class MemoryStore implements Store {
   private readonly archives = new Map<SessionId, { chunks: LogChunk[]; start: Offset; head: Offset; bytes: number }>();
   private readonly links = new Map<string, ShareLink>();
   private audit: AuditEvent[] = [];
+  private readonly reservations = new Map<string, { owner: string; expiresAt: number }>();
 
   constructor(private readonly limits = { maxEnded: 10_000, archiveBytes: 4 * 1024 * 1024, eventsPerSession: 1000, auditEvents: 10_000 }) {}
 
@@ -62,6 +63,23 @@ export class MemoryStore implements Store {
     }
     out.sort((a, b) => b.createdAt - a.createdAt || (a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : 0));
     return filter.limit !== undefined ? out.slice(0, filter.limit) : out;
+  }
+
+  /** One event-loop turn from count to insert: atomic in this process. */
+  async reserveSession(owner: string, id: string, max: number, expiresAt: number, now: number): Promise<Reservation> {
+    let count = 0;
+    for (const [rid, r] of this.reservations) {
+      if (r.expiresAt <= now) this.reservations.delete(rid);
+      else if (r.owner === owner) count++;
+    }
+    for (const r of this.sessions.values()) if (r.owner === owner && (r.status === 'starting' || r.status === 'running')) count++;
+    if (count >= max) return { ok: false, count };
+    this.reservations.set(id, { owner, expiresAt });
+    return { ok: true, count };
+  }
+
+  async releaseReservation(id: string): Promise<void> {
+    this.reservations.delete(id);
   }
 
   async deleteEnded(before: number, limit: number): Promise<number> {

@@ -1,9 +1,9 @@
-import type { Pool, QueryResult, QueryResultRow } from 'pg';
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { SwitchboardError } from '../errors/errors.js';
 import { sliceChunks } from '../log/slice.js';
 import type { LogChunk } from '../log/log.js';
 import type { Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
-import type { AuditEvent, AuditFilter, SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, ShareLink, Store } from './store.js';
+import type { AuditEvent, AuditFilter, Reservation, SessionEvent, SessionFilter, SessionPatch, SessionRecord, SessionTouch, ShareLink, Store } from './store.js';
 
 /** One archive write: `data` at byte offset `off` of `sid`'s output, by the holder of `epoch`. */
 export interface ArchiveRow {
@@ -465,6 +465,59 @@ export class PostgresStore implements Store, ArchiveSink {
     this.pool.off('error', this.onPoolError);
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
+  }
+
+  /**
+   * The count and the insert run under a transaction-scoped advisory lock on the owner,
+   * in statements after it: under READ COMMITTED each sees what earlier holders
+   * committed, so opens racing on several nodes are counted one after another.
+   */
+  async reserveSession(owner: string, id: string, max: number, expiresAt: number, now: number): Promise<Reservation> {
+    return this.transaction(async (client) => {
+      await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('switchboard.sessions-per-principal:' || $1, 0))`, [owner]);
+      await client.query('DELETE FROM session_reservations WHERE owner = $1 AND expires_at <= $2', [owner, new Date(now)]);
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT (SELECT count(*) FROM sessions WHERE owner = $1 AND status IN ('starting', 'running'))
+              + (SELECT count(*) FROM session_reservations WHERE owner = $1) AS n`,
+        [owner],
+      );
+      const count = Number(rows[0]!.n);
+      if (count >= max) return { ok: false, count };
+      await client.query('INSERT INTO session_reservations (id, owner, expires_at) VALUES ($1, $2, $3)', [id, owner, new Date(expiresAt)]);
+      return { ok: true, count };
+    });
+  }
+
+  async releaseReservation(id: string): Promise<void> {
+    await this.query('DELETE FROM session_reservations WHERE id = $1', [id]);
+  }
+
+  /** `fn` inside BEGIN … COMMIT on one pooled connection; ROLLBACK on any error. */
+  private async transaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      this.markFailed(err);
+      throw err;
+    }
+    let broken: unknown;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      this.markOk();
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+        broken = rollbackErr;
+      });
+      if (isDatabaseUnreachable(err)) this.markFailed(err);
+      throw err;
+    } finally {
+      // A connection whose ROLLBACK failed is not given back to the pool for reuse.
+      client.release(broken instanceof Error ? broken : undefined);
+    }
   }
 
   private async query<R extends QueryResultRow = QueryResultRow>(text: string, values: unknown[]): Promise<QueryResult<R>> {

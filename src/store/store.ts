@@ -17,6 +17,12 @@
  *   or unknown (every node asks the same store, so a revocation holds everywhere).
  * - `appendAudit` keeps events that belong to no session (logins), in order;
  *   `listAudit` returns the newest `limit` of them, oldest first.
+ * - `reserveSession(owner, id, max, expiresAt, now)` counts the owner's starting and
+ *   running sessions plus its reservations unexpired at `now`; below `max` it adds
+ *   reservation `id` and answers ok. Atomic per owner: of opens racing on any nodes, at
+ *   most `max` minus the count pass. `releaseReservation(id)` removes it (unknown ids
+ *   are fine). A session is briefly counted twice (its record and its reservation,
+ *   until released): the cap may refuse early for that moment, never overshoot.
  *
  * Session status machine: starting → running → exited | lost; running → running with a
  * new node and epoch on failover.
@@ -112,6 +118,12 @@ export interface AuditEvent {
   at: number;
 }
 
+/** The answer of reserveSession: `count` is the sessions and reservations found before adding one. */
+export interface Reservation {
+  ok: boolean;
+  count: number;
+}
+
 export interface AuditFilter {
   type?: string;
   /** Newest events kept in the answer (default 1000). */
@@ -133,6 +145,8 @@ export interface Store {
   appendEvents(events: readonly SessionEvent[]): Promise<void>;
   listEvents(sid: SessionId): Promise<SessionEvent[]>;
   appendAudit(events: readonly AuditEvent[]): Promise<void>;
+  reserveSession(owner: string, id: string, max: number, expiresAt: number, now: number): Promise<Reservation>;
+  releaseReservation(id: string): Promise<void>;
   listAudit(filter?: AuditFilter): Promise<AuditEvent[]>;
   createLink(link: ShareLink): Promise<void>;
   getLink(id: string): Promise<ShareLink | null>;

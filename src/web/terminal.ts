@@ -5,6 +5,10 @@
  *   /            opens a new pty session, then shows `?sid=…` in the URL
  *   /?sid=X      attaches to X as a writer (a screen snapshot, then live output)
  *
+ * With sign-in through an identity provider configured (GET /auth/session says
+ * `oidc`), the status line offers "Sign in" when the page holds no credential or its
+ * connection is refused, and "Sign out" when a sign-in session is what it holds.
+ *
  * This file is the browser's side only: a WebSocket per connection, xterm.js, the status
  * line. The link re-attaches a dropped socket with `from: <next offset>` (output neither
  * lost nor repeated), follows a draining node's `bye`, and retries or gives up per the
@@ -64,6 +68,7 @@ const container = document.getElementById('terminal')!;
 const stateEl = document.getElementById('state')!;
 const sidEl = document.getElementById('sid')!;
 const nodeEl = document.getElementById('node')!;
+const authEl = document.getElementById('auth')!;
 
 const term = new Terminal({
   scrollback: 10_000,
@@ -217,9 +222,68 @@ term.onBinary((text) => {
   if (role === 'writer') link.input(Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff));
 });
 
+// ─── sign-in (OIDC) ───────────────────────────────────────────────────────────
+
+interface AuthState {
+  oidc: boolean;
+  signedIn: boolean;
+  principal?: string;
+  tokenCookie?: boolean;
+}
+
+let auth: AuthState | undefined;
+/** The connection went live at least once: whatever credential the page holds works. */
+let wentLive = false;
+let signInNoticed = false;
+
+function renderAuth(): void {
+  authEl.textContent = '';
+  if (!auth?.oidc) return;
+  if (auth.signedIn) {
+    authEl.append(`${auth.principal ?? ''} · `);
+    const out = document.createElement('button');
+    out.textContent = 'Sign out';
+    out.addEventListener('click', () => {
+      void fetch('/auth/logout', { method: 'POST', credentials: 'same-origin' }).finally(() => location.reload());
+    });
+    authEl.append(out);
+    return;
+  }
+  const holdsCredential = urlToken !== null || auth.tokenCookie === true;
+  if (holdsCredential && (wentLive || link.connects <= 1)) return;
+  const a = document.createElement('a');
+  a.className = 'signin';
+  a.textContent = 'Sign in';
+  a.href = `/auth/login?return=${encodeURIComponent(location.pathname + location.search)}`;
+  authEl.append(a);
+  if (!signInNoticed && !holdsCredential) {
+    signInNoticed = true;
+    notice('not signed in: use "Sign in" below', 33);
+  }
+}
+
+/** Asks the gateway what to offer; again when the connection fails (a sign-in may have expired). */
+function refreshAuth(): void {
+  fetch('/auth/session', { credentials: 'same-origin' })
+    .then((r) => (r.ok ? (r.json() as Promise<AuthState>) : undefined))
+    .then((a) => {
+      auth = a;
+      renderAuth();
+    })
+    .catch(() => {
+      // unreachable: nothing offered until it answers
+    });
+}
+refreshAuth();
+
 // ─── status line ──────────────────────────────────────────────────────────────
 
 function setStatus(phase: Phase, text: string): void {
+  if (phase === 'connected') wentLive = true;
+  if (phase === 'failed' && auth?.oidc) {
+    wentLive = false;
+    refreshAuth();
+  } else if (auth && !auth.signedIn && (phase === 'connected' || phase === 'reconnecting')) renderAuth();
   const sid = link.established ? link.sid : undefined;
   stateEl.className = phase;
   stateEl.textContent = text;

@@ -333,6 +333,24 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     t.strictSame((await store.listEvents(sid)).map((e) => [e.type, e.detail.principal, e.at]), [['open', 'alice', T0], ['attach', 'bob', T0 + 1]]);
   });
 
+  t.test('reserveSession: running sessions and reservations count; atomic under racing; release and expiry free', async (t) => {
+    const store = await setup(t);
+    const owner = unique('capped');
+    const now = T0;
+    await store.createSession(sessionRecord({ owner, status: 'running' }));
+    await store.createSession(sessionRecord({ owner, status: 'exited' }));
+    await store.createSession(sessionRecord({ owner: unique('other'), status: 'running' }));
+    const racing = await Promise.all(Array.from({ length: 8 }, (_, i) => store.reserveSession(owner, `${owner}-r${i}`, 4, now + 60_000, now)));
+    t.equal(racing.filter((r) => r.ok).length, 3, 'one running + eight racing for a cap of four: exactly three reserve');
+    t.ok(racing.filter((r) => !r.ok).every((r) => r.count === 4), 'the refused saw the cap full');
+    const reserved = racing.map((r, i) => (r.ok ? `${owner}-r${i}` : undefined)).filter((id): id is string => id !== undefined);
+    await store.releaseReservation(reserved[0]!);
+    await store.releaseReservation('never-reserved');
+    t.match(await store.reserveSession(owner, `${owner}-after-release`, 4, now + 60_000, now), { ok: true, count: 3 }, 'a released place is free again');
+    t.match(await store.reserveSession(owner, `${owner}-full`, 4, now + 60_000, now), { ok: false, count: 4 });
+    t.match(await store.reserveSession(owner, `${owner}-later`, 4, now + 120_000, now + 60_000), { ok: true, count: 1 }, 'reservations lapse at their expiry');
+  });
+
   t.test('audit events: kept in order, filtered by type, newest limit', async (t) => {
     const store = await setup(t);
     const type = unique('login');
