@@ -103,6 +103,14 @@ interface LogCommands {
 const asBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
+/**
+ * The log's write commands. They batch by themselves (one call per turn), so the wiring
+ * sends them straight away instead of through ioredis's auto-pipelining, which would hold
+ * each for one more event-loop turn (a turn costs a system call; on small machines those
+ * dominate the cost of a keystroke).
+ */
+export const LOG_WRITE_COMMANDS: readonly string[] = ['sbLogWriteMany', 'sbLogWriteOne'];
+
 /** Items one script call carries at most: Redis runs nothing else while a script runs. */
 export const WRITE_BATCH_MAX = 256;
 

@@ -8,7 +8,7 @@ import type { Config } from '../config/config.js';
 import { ConfigError } from '../errors/errors.js';
 import type { Logger } from '../util/log.js';
 import { RedisBus } from '../bus/redis-bus.js';
-import { RedisLog } from '../log/redis-log.js';
+import { LOG_WRITE_COMMANDS, RedisLog } from '../log/redis-log.js';
 import { RedisLeases } from '../lease/redis-leases.js';
 import { RedisRegistry } from '../registry/redis-registry.js';
 import { RedisLimiter } from '../limit/redis-limiter.js';
@@ -28,6 +28,7 @@ import { postgresStore } from './wiring-postgres.js';
 /** Fail fast while Redis is away: callers answer `unavailable` rather than queue forever. */
 const REDIS_OPTIONS = {
   enableAutoPipelining: true,
+  autoPipeliningIgnoredCommands: [...LOG_WRITE_COMMANDS],
   maxRetriesPerRequest: 1,
   connectTimeout: 2_000,
   retryStrategy: (attempt: number): number => Math.min(50 * attempt, 1_000),
