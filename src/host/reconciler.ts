@@ -26,6 +26,13 @@ import type { Host } from './host.js';
 const MAX_PER_PASS = 2_000;
 /** Sessions taken over per batch (one PostgreSQL write each for heads, moves, events). */
 const TAKEOVER_BATCH = 1_000;
+/**
+ * Between passes in which no node left the registry, the store is scanned for orphans at
+ * most this often: the scan reads every running session's row, so at 5 passes a second it
+ * was most of PostgreSQL's work on an idle cluster. A node that leaves is looked for at
+ * the next pass, so failover is not slowed.
+ */
+const FULL_SCAN_MS = 2_000;
 /** Nodes gone this long are forgotten (their grace is long over). */
 const FORGET_NODE_MS = 3_600_000;
 
@@ -39,6 +46,9 @@ export class Reconciler {
   /** When each node was last seen in the registry, and the grace its keeper asked for. */
   private readonly lastSeen = new Map<NodeId, { at: number; graceMs: number }>();
   private readonly startedAt = Date.now();
+  /** The nodes alive at the last scan of the store, and when it ran. */
+  private scannedAlive = new Set<NodeId>();
+  private scannedAt = 0;
 
   constructor(
     private readonly self: NodeId,
@@ -93,8 +103,13 @@ export class Reconciler {
       else live.add(this.self);
       // Only sessions of nodes not alive (the database filters, so a pass stays cheap at
       // tens of thousands of sessions); our own count as not alive for a previous life.
+      const fenced = host.takeFenced();
+      const someoneLeft = [...this.scannedAlive].some((id) => !alive.has(id));
+      if (this.adoptedOwn && fenced.length === 0 && !someoneLeft && now - this.scannedAt < FULL_SCAN_MS) return 0;
+      this.scannedAlive = alive;
+      this.scannedAt = now;
       const running = await store.listSessions({ status: ['running', 'starting'], notNodes: [...live], limit: MAX_PER_PASS });
-      for (const sid of host.takeFenced()) {
+      for (const sid of fenced) {
         const record = await store.getSession(sid);
         if (record && (record.status === 'running' || record.status === 'starting')) running.push(record);
       }
@@ -110,6 +125,8 @@ export class Reconciler {
       const startedAt = Date.now();
       for (let i = 0; i < free.length; i += TAKEOVER_BATCH) taken += await host.takeoverMany(free.slice(i, i + TAKEOVER_BATCH));
       if (free.length > 0) this.deps.logger.info('reconcile pass', { orphans: free.length, taken, ms: Date.now() - startedAt });
+      // Orphans left (in their keeper's grace, beyond one pass, lost races): look again next pass.
+      if (running.length > 0) this.scannedAt = 0;
       this.adoptedOwn = true;
     } catch (err) {
       this.deps.logger.warn('reconcile pass failed', { err: String(err) });
