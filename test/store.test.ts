@@ -234,6 +234,28 @@ t.test('archive writer', async (t) => {
     await w.close();
   });
 
+  t.test('a big flush goes in slices of 500 rows, letting the event loop run between them', async (t) => {
+    const sink = new FakeSink();
+    const w = new ArchiveWriter(sink, { flushIntervalMs: 3_600_000, flushBytes: 1 << 30 });
+    for (let i = 0; i < 1_200; i++) w.push(`s${i}`, 1, 0, Buffer.from(`row ${i}`));
+    let otherWorkRan = false;
+    const ranBefore: boolean[] = [];
+    const archiveBatch = sink.archiveBatch.bind(sink);
+    sink.archiveBatch = (rows) => {
+      ranBefore.push(otherWorkRan);
+      return archiveBatch(rows);
+    };
+    setImmediate(() => {
+      otherWorkRan = true;
+    });
+    await w.flush();
+    t.same(sink.batches.map((b) => b.length), [500, 500, 200], 'three statements');
+    t.same(ranBefore, [false, true, true], 'work queued before the flush ran between its slices');
+    t.equal(new Set(sink.rows.map((r) => r.sid)).size, 1_200, 'every row written once');
+    t.match(w.stats(), { pendingBytes: 0, droppedBytes: 0 });
+    await w.close();
+  });
+
   t.test('flushes on its timer and at the size threshold', async (t) => {
     const timed = new FakeSink();
     const w1 = new ArchiveWriter(timed, { flushIntervalMs: 10 });

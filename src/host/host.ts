@@ -74,6 +74,8 @@ const CLIENTS_FLUSH_MS = 3_000;
  * seconds was a PostgreSQL row update per keystroke-second at 10K sessions.
  */
 const ACTIVITY_FLUSH_MS = 30_000;
+/** Sessions one activity/client-count write carries at most (see flushTouches). */
+const TOUCH_SLICE = 1_000;
 /** How often edges that left the registry are forgotten (their watches no longer count). */
 const EDGE_CHECK_MS = 2_000;
 /** Owner records read per round trip when verifying ownership. */
@@ -441,9 +443,14 @@ export class Host {
       if (s) touches.push({ sid, epoch: s.epoch, lastActivity: s.lastActivity, clients: s.clients });
     }
     dirty.clear();
-    await this.deps.store.touchSessions(touches).catch((err) => {
-      this.deps.logger.warn('recording session activity failed', { sessions: touches.length, err: String(err) });
-    });
+    // In slices, yielding between them: one statement for 10,000 sessions is ~tens of ms
+    // of synchronous work (arrays built and serialised) that would hold every keystroke.
+    for (let at = 0; at < touches.length; at += TOUCH_SLICE) {
+      const slice = touches.slice(at, at + TOUCH_SLICE);
+      await this.deps.store.touchSessions(slice).catch((err) => {
+        this.deps.logger.warn('recording session activity failed', { sessions: slice.length, err: String(err) });
+      });
+    }
   }
 
   /**
