@@ -45,7 +45,7 @@ export class Reconciler {
   private quietUntil = 0;
   /** When each node was last seen in the registry, and the grace its keeper asked for. */
   private readonly lastSeen = new Map<NodeId, { at: number; graceMs: number }>();
-  private readonly startedAt = Date.now();
+  private readonly startedAt: number;
   /** The nodes alive at the last scan of the store, and when it ran. */
   private scannedAlive = new Set<NodeId>();
   private scannedAt = 0;
@@ -56,7 +56,10 @@ export class Reconciler {
     private readonly deps: { host: Host; store: Store; leases: Leases; registry: Registry; logger: Logger },
     /** The grace for a node never seen alive (this node's own setting: clusters are alike). */
     private readonly defaultGraceMs = 0,
-  ) {}
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.startedAt = clock();
+  }
 
   start(): void {
     const tick = (): void => {
@@ -74,19 +77,19 @@ export class Reconciler {
    * its sessions would end shells that were fine.
    */
   holdOff(ms: number): void {
-    this.quietUntil = Math.max(this.quietUntil, Date.now() + ms);
+    this.quietUntil = Math.max(this.quietUntil, this.clock() + ms);
   }
 
   /** One look for orphans; returns how many were taken over. */
   async pass(): Promise<number> {
-    if (this.running || Date.now() < this.quietUntil) return 0;
+    if (this.running || this.clock() < this.quietUntil) return 0;
     this.running = true;
     let taken = 0;
     try {
       const { host, store, leases, registry } = this.deps;
       if (host.draining) return 0;
       const nodes = await registry.list();
-      const now = Date.now();
+      const now = this.clock();
       for (const n of nodes) this.lastSeen.set(n.id, { at: now, graceMs: n.keeper && n.keeper !== 'off' ? n.keeperGraceMs ?? 0 : 0 });
       for (const [id, seen] of this.lastSeen) if (now - seen.at > FORGET_NODE_MS) this.lastSeen.delete(id);
       const alive = new Set(nodes.map((n) => n.id));
