@@ -35,7 +35,8 @@ const MAX_READ_BYTES = 2 ** 48;
 // string: 'FENCED <current epoch|->' (the owner record is not ours: another epoch, or
 // none) or 'CONFLICT <head>' (the append is not at the head).
 //
-// The fence: the owner record must hold exactly the item's epoch. An append stores the
+// The fence: the owner record must hold exactly the item's epoch (read with the head in
+// one MGET: both keys are in the session's slot). An append stores the
 // encoded `out` frame at its offset, keeps the entry holding offset head - replayBytes
 // and everything after it, and publishes the frame: all or nothing per item.
 const WRITE_MANY = `
@@ -44,7 +45,8 @@ local publish = ARGV[2] == '1' and 'SPUBLISH' or 'PUBLISH'
 local out = {}
 for i = 0, #KEYS / 4 - 1 do
   local k, a = i * 4, 2 + i * 5
-  local lease = redis.call('GET', KEYS[k + 1])
+  local read = redis.call('MGET', KEYS[k + 1], KEYS[k + 2])
+  local lease = read[1]
   local current = lease and string.match(lease, '^(%d+):')
   if not current or tonumber(current) ~= tonumber(ARGV[a + 2]) then
     out[i + 1] = 'FENCED ' .. (current or '-')
@@ -52,7 +54,7 @@ for i = 0, #KEYS / 4 - 1 do
     redis.call(publish, KEYS[k + 4], ARGV[a + 4])
     out[i + 1] = 1
   else
-    local head = tonumber(redis.call('GET', KEYS[k + 2]) or '0')
+    local head = tonumber(read[2] or '0')
     if tonumber(ARGV[a + 3]) ~= head then
       out[i + 1] = 'CONFLICT ' .. string.format('%d', head)
     else
