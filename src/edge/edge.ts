@@ -27,6 +27,7 @@ import { decodeMessage, encodeFrame, encodeValue, peekOut, type OutLayout } from
 import type { AttachFrame, ClientFrame, KillFrame, OpenFrame, Role, ServerFrame } from '../protocol/frames.js';
 import { parseClientFrame, salvageRef } from '../protocol/parse.js';
 import { BACKEND_RETRY_MS, CLOSE, SwitchboardError, toSwitchboardError } from '../errors/errors.js';
+import { OutputHistory, REPLAY_STEP_BYTES, unreachable, type Transcript } from './history.js';
 import type { ClientId, Epoch, NodeId, Offset, SessionId } from '../util/ids.js';
 import { newSessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
@@ -48,8 +49,6 @@ import type { Metrics } from '../node/metrics.js';
 import { UNCHECKED_ACCESS, type SessionAccess } from '../auth/access.js';
 import { checkAttach, checkKill, checkOpen, checkShare, type Principal } from '../auth/principal.js';
 
-/** Bytes read from the log per catch-up step. */
-const REPLAY_STEP_BYTES = 256 * 1024;
 /** Bad frames within BAD_FRAME_WINDOW_MS before the connection is closed 1008. */
 const BAD_FRAME_LIMIT = 20;
 const BAD_FRAME_WINDOW_MS = 10_000;
@@ -116,6 +115,7 @@ export class Edge {
   private nextClientId: ClientId = 1;
   readonly clients = new Map<ClientId, ClientConn>();
   private readonly watched = new Map<SessionId, Watched>();
+  private readonly history: OutputHistory;
   private readonly frameLimiter = new MemoryLimiter();
   /** Per-connection byte budgets (kept off ClientConn; gone with the connection). */
   private readonly byteBuckets = new WeakMap<ClientConn, ByteBucket>();
@@ -138,6 +138,7 @@ export class Edge {
 
   constructor(private readonly options: EdgeOptions, private readonly deps: EdgeDeps) {
     this.dropped = dropReporter(deps.logger);
+    this.history = new OutputHistory(deps);
     this.configure(options.limits ?? DEFAULT_EDGE_LIMITS);
     const m = deps.metrics;
     m.register('switchboard_open_queue', 'Opens waiting for a placement slot on this edge', 'gauge', () => this.opens.queued);
@@ -575,7 +576,7 @@ export class Edge {
       try {
         existing = await this.deps.store.getSession(frame.sid);
       } catch (err) {
-        throw this.unreachable('the session store', err);
+        throw unreachable('the session store', err);
       }
       if (existing) throw new SwitchboardError('conflict', `session id ${frame.sid} is taken; choose another (at least 128 random bits) or leave sid out`);
     }
@@ -583,7 +584,7 @@ export class Edge {
     try {
       nodes = await this.liveNodes();
     } catch (err) {
-      throw this.unreachable('the node registry', err);
+      throw unreachable('the node registry', err);
     }
     const tried = new Set<NodeId>();
     let lastError: SwitchboardError = new SwitchboardError('unavailable', 'no host node has room for a new session; try again later', { retryMs: BACKEND_RETRY_MS });
@@ -606,13 +607,6 @@ export class Edge {
     throw lastError;
   }
 
-  /** A backing service failed: the client may retry (never `internal` for a timeout). */
-  private unreachable(what: string, err: unknown): SwitchboardError {
-    const e = toSwitchboardError(err);
-    if (e.code !== 'internal' && e.code !== 'unavailable') return e;
-    return new SwitchboardError('unavailable', `${what} did not answer (overloaded or unreachable); retry in about ${BACKEND_RETRY_MS / 1000} s`, { retryMs: BACKEND_RETRY_MS, cause: err });
-  }
-
   /**
    * `attached` is sent once the attachment is registered, so the next `in`, `resize` or
    * `ack` finds it. With `from`, output replays from there. Without, a terminal gets a
@@ -630,7 +624,7 @@ export class Edge {
     try {
       bounds = await this.deps.log.bounds(frame.sid);
     } catch (err) {
-      throw this.unreachable('the replay log', err);
+      throw unreachable('the replay log', err);
     }
     if (client.closed) return;
     const head = bounds?.head ?? 0;
@@ -668,7 +662,7 @@ export class Edge {
     try {
       const data = await this.snapshots.submit(async () => {
         if (a.state === 'closed') return undefined; // the client went away while queued
-        const chunks = await this.readWindow(a.sid, Math.max(start, head - SNAPSHOT_WINDOW_BYTES), head);
+        const chunks = await this.history.window(a.sid, Math.max(start, head - SNAPSHOT_WINDOW_BYTES), head);
         const last = chunks.at(-1);
         if (last) snapHead = last.off + last.data.length;
         return { chunks, cols: Math.min(record.cols, this.limits.maxCols), rows: Math.min(record.rows, this.limits.maxRows) };
@@ -685,95 +679,12 @@ export class Edge {
   }
 
   /**
-   * One page of archived output from `from`, cut at `to` (the log's start: the log has
-   * the rest). Empty when the archive has nothing there or cannot be read (a `gap` then).
-   */
-  private async readArchived(sid: SessionId, from: Offset, to: Offset): Promise<Array<{ off: Offset; data: Uint8Array }>> {
-    let chunks: Array<{ off: Offset; data: Uint8Array }>;
-    try {
-      chunks = await this.deps.store.readArchive(sid, from, Math.min(REPLAY_STEP_BYTES, to - from));
-    } catch (err) {
-      this.deps.logger.warn('archive read failed; sending a gap', { sid, err: String(err) });
-      return [];
-    }
-    const out: Array<{ off: Offset; data: Uint8Array }> = [];
-    for (const c of chunks) {
-      if (c.off >= to) break;
-      const end = c.off + c.data.length;
-      out.push(end > to ? { off: c.off, data: c.data.subarray(0, to - c.off) } : c);
-    }
-    return out;
-  }
-
-  /**
    * Up to `maxBytes` of the session's output from `from` for `principal` (owner or admin;
-   * others: not_found), one contiguous run: the archive, then the Redis log from
-   * max(archived end, log start) on. `off` is where the run starts (past `from` when
-   * neither holds the bytes there); `head` is the end of all output so far.
+   * others: not_found): see OutputHistory.transcript.
    */
-  async transcript(sid: SessionId, principal: Principal, from: Offset, maxBytes: number): Promise<{ off: Offset; head: Offset; chunks: Uint8Array[] }> {
-    const record = await this.record(sid);
-    checkShare(principal, record);
-    let bounds: { start: Offset; head: Offset } | null;
-    try {
-      bounds = await this.deps.log.bounds(sid);
-    } catch (err) {
-      throw this.unreachable('the replay log', err);
-    }
-    const archivedHead = await this.deps.store.archivedHead(sid);
-    const head = Math.max(bounds?.head ?? 0, archivedHead);
-    const logStart = bounds ? Math.max(bounds.start, 0) : head;
-    const chunks: Uint8Array[] = [];
-    let off = from;
-    let next = from;
-    let size = 0;
-    const take = (c: { off: Offset; data: Uint8Array }): boolean => {
-      if (c.off + c.data.length <= next) return true;
-      if (c.off > next) {
-        if (size > 0) return false; // a hole: this run ends here
-        off = next = c.off;
-      }
-      const data = c.data.subarray(next - c.off, Math.min(c.data.length, next - c.off + maxBytes - size));
-      chunks.push(data);
-      next += data.length;
-      size += data.length;
-      return size < maxBytes;
-    };
-    // The archive, page by page, below the log's start (the log has the rest).
-    while (next < logStart && size < maxBytes) {
-      const page = await this.deps.store.readArchive(sid, next, Math.min(REPLAY_STEP_BYTES, maxBytes - size));
-      const before = next;
-      for (const c of page) if (c.off >= logStart || !take(c)) break;
-      if (next === before) break;
-    }
-    if (size === 0 && next < logStart) off = next = logStart; // neither holds [from, logStart)
-    while (bounds && next < bounds.head && size < maxBytes && next >= logStart) {
-      const read = await this.deps.log.read(sid, next, Math.min(REPLAY_STEP_BYTES, maxBytes - size));
-      if (read.gap) {
-        // The log was trimmed since bounds(): the archive may hold what it dropped.
-        if (size === 0) for (const c of await this.readArchived(sid, next, read.gap.to)) if (!take(c)) break;
-        if (size > 0) break;
-      }
-      const before = next;
-      for (const c of read.chunks) if (!take(c)) break;
-      if (next === before) break;
-    }
-    return { off: size === 0 ? Math.min(Math.max(from, off), head) : off, head, chunks };
-  }
-
-  /** Every kept chunk from `from` to `head`, page by page (a log read is bounded). */
-  private async readWindow(sid: SessionId, from: Offset, head: Offset): Promise<Array<{ off: Offset; data: Uint8Array }>> {
-    const chunks: Array<{ off: Offset; data: Uint8Array }> = [];
-    let cursor = from;
-    while (cursor < head) {
-      const page = await this.deps.log.read(sid, cursor, REPLAY_STEP_BYTES);
-      if (page.gap) cursor = page.gap.to;
-      if (page.chunks.length === 0) break;
-      for (const c of page.chunks) chunks.push(c);
-      const last = page.chunks[page.chunks.length - 1]!;
-      cursor = last.off + last.data.length;
-    }
-    return chunks;
+  async transcript(sid: SessionId, principal: Principal, from: Offset, maxBytes: number): Promise<Transcript> {
+    checkShare(principal, await this.record(sid));
+    return this.history.transcript(sid, from, maxBytes);
   }
 
   private async record(sid: SessionId): Promise<SessionRecord> {
@@ -781,7 +692,7 @@ export class Edge {
     try {
       record = await this.deps.store.getSession(sid);
     } catch (err) {
-      throw this.unreachable('the session store', err);
+      throw unreachable('the session store', err);
     }
     if (!record) throw new SwitchboardError('not_found', `no session ${sid}`);
     return record;
@@ -958,7 +869,7 @@ export class Edge {
         if (read.gap) {
           // Older than the log: the archive may hold them. One page per turn (bounded
           // work per attach); a `gap` only for what neither holds.
-          const archived = await this.readArchived(sid, a.next, read.gap.to);
+          const archived = await this.history.archivedPage(sid, a.next, read.gap.to);
           if (a.state !== 'replaying') return;
           const first = archived[0];
           if (first === undefined || first.off > a.next) {
