@@ -57,6 +57,17 @@ const OUT_HEAD = [0x84, 0xa1, 0x74, 0xa3, 0x6f, 0x75, 0x74, 0xa3, 0x73, 0x69, 0x
 const OFF_KEY = [0xa3, 0x6f, 0x66, 0x66]; // 'off'
 const DATA_KEY = [0xa4, 0x64, 0x61, 0x74, 0x61]; // 'data'
 
+/** MessagePack tags of unsigned integers and of `bin` lengths, and their byte widths. */
+const UINT_WIDTHS: Readonly<Record<number, number>> = { 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8 };
+const BIN_WIDTHS: Readonly<Record<number, number>> = { 0xc4: 1, 0xc5: 2, 0xc6: 4 };
+
+function readUint(view: DataView, at: number, width: number): number {
+  if (width === 1) return view.getUint8(at);
+  if (width === 2) return view.getUint16(at);
+  if (width === 4) return view.getUint32(at);
+  return Number(view.getBigUint64(at));
+}
+
 function matches(bytes: Uint8Array, at: number, expected: readonly number[]): boolean {
   if (at + expected.length > bytes.length) return false;
   for (let i = 0; i < expected.length; i++) if (bytes[at + i] !== expected[i]) return false;
@@ -88,36 +99,21 @@ export function peekOut(bytes: Uint8Array): OutLayout | null {
   if (tag <= 0x7f) {
     off = tag;
     at += 1;
-  } else if (tag === 0xcc && at + 2 <= bytes.length) {
-    off = bytes[at + 1]!;
-    at += 2;
-  } else if (tag === 0xcd && at + 3 <= bytes.length) {
-    off = view.getUint16(at + 1);
-    at += 3;
-  } else if (tag === 0xce && at + 5 <= bytes.length) {
-    off = view.getUint32(at + 1);
-    at += 5;
-  } else if (tag === 0xcf && at + 9 <= bytes.length) {
-    off = Number(view.getBigUint64(at + 1));
-    at += 9;
   } else if (tag === 0xcb && at + 9 <= bytes.length) {
     off = view.getFloat64(at + 1);
     at += 9;
-  } else return null;
+  } else {
+    const width = UINT_WIDTHS[tag];
+    if (width === undefined || at + 1 + width > bytes.length) return null;
+    off = readUint(view, at + 1, width);
+    at += 1 + width;
+  }
   if (!Number.isSafeInteger(off) || off < 0 || !matches(bytes, at, DATA_KEY)) return null;
   at += DATA_KEY.length;
-  const bin = bytes[at];
-  let dataLength: number;
-  if (bin === 0xc4 && at + 2 <= bytes.length) {
-    dataLength = bytes[at + 1]!;
-    at += 2;
-  } else if (bin === 0xc5 && at + 3 <= bytes.length) {
-    dataLength = view.getUint16(at + 1);
-    at += 3;
-  } else if (bin === 0xc6 && at + 5 <= bytes.length) {
-    dataLength = view.getUint32(at + 1);
-    at += 5;
-  } else return null;
+  const width = BIN_WIDTHS[bytes[at] ?? 0];
+  if (width === undefined || at + 1 + width > bytes.length) return null;
+  const dataLength = readUint(view, at + 1, width);
+  at += 1 + width;
   // Exactly the frame: nothing missing, nothing after the data.
   if (at + dataLength !== bytes.length) return null;
   return { off, dataAt: at, dataLength };
