@@ -42,7 +42,11 @@ function world() {
   return {
     reaper,
     scans,
-    advance: (ms: number) => { now += ms; },
+    /** One reaper pass, `ms` after the previous one. */
+    passAfter: async (ms = 200) => {
+      now += ms;
+      await reaper.pass();
+    },
     setNodes: (ids: string[]) => { nodes = ids; },
     fence: (sid: string) => { fenced.push(sid); },
     leaveOrphans: (records: SessionRecord[]) => { orphans = records; },
@@ -53,47 +57,36 @@ t.test('passes with nobody gone do not scan the store until the full-scan interv
   const w = world();
   await w.reaper.pass();
   t.equal(w.scans.length, 1, 'the first pass scans (it adopts what a previous life left)');
-  for (let i = 0; i < 9; i++) {
-    w.advance(200);
-    await w.reaper.pass();
-  }
+  for (let i = 0; i < 9; i++) await w.passAfter();
   t.equal(w.scans.length, 1, '1.8 s of passes with the same nodes alive: no scan');
-  w.advance(200);
-  await w.reaper.pass();
+  await w.passAfter();
   t.equal(w.scans.length, 2, 'at 2 s: a full scan');
 });
 
 t.test('a node leaving the registry is looked for at the next pass', async (t) => {
   const w = world();
   await w.reaper.pass();
-  w.advance(200);
   w.setNodes(['self']);
-  await w.reaper.pass();
+  await w.passAfter();
   t.equal(w.scans.length, 2, 'node b left: scanned at once');
-  w.advance(200);
-  await w.reaper.pass();
+  await w.passAfter();
   t.equal(w.scans.length, 2, 'and not again while nothing changes');
 });
 
 t.test('fenced sessions, and orphans left over, make the next pass scan', async (t) => {
   const w = world();
   await w.reaper.pass();
-  w.advance(200);
   w.fence('s1');
-  await w.reaper.pass();
+  await w.passAfter();
   t.equal(w.scans.length, 2, 'a session fenced here: scanned');
   w.leaveOrphans([{ sid: 's2', node: 'gone', kind: 'pty', status: 'running' } as SessionRecord]);
-  w.advance(200);
   w.setNodes(['self']);
-  await w.reaper.pass();
+  await w.passAfter();
   t.equal(w.scans.length, 3, 'node b left');
-  w.advance(200);
-  await w.reaper.pass();
+  await w.passAfter();
   t.equal(w.scans.length, 4, 'orphans were there last time: scanned again');
   w.leaveOrphans([]);
-  w.advance(200);
-  await w.reaper.pass();
-  w.advance(200);
-  await w.reaper.pass();
+  await w.passAfter();
+  await w.passAfter();
   t.equal(w.scans.length, 5, 'none left: back to the interval');
 });
