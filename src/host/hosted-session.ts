@@ -1,7 +1,7 @@
 /**
  * One session this node owns: its backend, its owner epoch and its output head.
  *
- *   backend ──data──▶ pending (this callback) ──microtask──▶ OutputPipeline ──▶ log.append
+ *   backend ──data──▶ pending (this turn) ──setImmediate──▶ OutputPipeline ──▶ log.append
  *                                                            (fence check + store + publish)
  *
  * State: running → exited | fenced | handed. `fenced` means another node owns the session now
@@ -33,14 +33,15 @@ export const MAX_QUEUED_INPUT_BYTES = 1024 * 1024;
 export type HostedState = 'running' | 'exited' | 'fenced' | 'handed';
 
 /**
- * Sessions with output read in this callback. One microtask flushes them all once the
- * callback is done (every message of one Redis read, every chunk of one PTY read), so
- * their log writes leave together (one script call: src/log/redis-log.ts) instead of one
- * call, and one socket write, per session; and without waiting for another event-loop turn.
+ * Sessions with output read this turn. One setImmediate flushes them all in one callback,
+ * so their log writes leave together (one script call: src/log/redis-log.ts) instead of
+ * one call, and one socket write, per session. Not a microtask: a keeper's socket read
+ * can carry output and the events that must be applied before it is numbered (tried: a
+ * drained terminal's first bytes came out at the wrong offsets under load).
  */
 let toFlush: HostedSession[] = [];
 function flushThisTurn(session: HostedSession): void {
-  if (toFlush.push(session) === 1) queueMicrotask(flushAll);
+  if (toFlush.push(session) === 1) setImmediate(flushAll);
 }
 function flushAll(): void {
   const sessions = toFlush;
