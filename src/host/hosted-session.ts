@@ -35,9 +35,9 @@ export type HostedState = 'running' | 'exited' | 'fenced' | 'handed';
 /**
  * Sessions with output read this turn. One setImmediate flushes them all in one callback,
  * so their log writes leave together (one script call: src/log/redis-log.ts) instead of
- * one call, and one socket write, per session. Not a microtask: a keeper's socket read
- * can carry output and the events that must be applied before it is numbered (tried: a
- * drained terminal's first bytes came out at the wrong offsets under load).
+ * one call, and one socket write, per session. Not a microtask (tried, to save a turn):
+ * under load a terminal handed over through the keeper then lost or repeated bytes at
+ * the hand-over (test/keeper-embedded.test.ts, 2 runs in 9); the cause is not pinned down.
  */
 let toFlush: HostedSession[] = [];
 function flushThisTurn(session: HostedSession): void {
