@@ -104,13 +104,14 @@ export class Reconciler {
       // After that we are alive by definition, even when our own heartbeat is late: without
       // this, a lapse under load made every pass fetch all of our own sessions.
       else live.add(this.self);
-      // Only sessions of nodes not alive (the database filters, so a pass stays cheap at
-      // tens of thousands of sessions); our own count as not alive for a previous life.
+      // The store is read only when something may have changed (see FULL_SCAN_MS).
       const fenced = host.takeFenced();
       const someoneLeft = [...this.scannedAlive].some((id) => !alive.has(id));
       if (this.adoptedOwn && fenced.length === 0 && !someoneLeft && now - this.scannedAt < FULL_SCAN_MS) return 0;
       this.scannedAlive = alive;
       this.scannedAt = now;
+      // Only sessions of nodes not alive (the database filters, so a pass stays cheap at
+      // tens of thousands of sessions); our own count as not alive for a previous life.
       const running = await store.listSessions({ status: ['running', 'starting'], notNodes: [...live], limit: MAX_PER_PASS });
       for (const sid of fenced) {
         const record = await store.getSession(sid);

@@ -1,8 +1,9 @@
 /**
  * Write-behind copy of session output into the archive, off the output hot path.
  *
- *   host ──push(sid, epoch, off, data)──▶ pending segments ──every 250 ms or 256 KiB──▶
- *        one multi-row INSERT (sink.archiveBatch) ──fails──▶ back to the front, retried
+ *   host ──push(sid, epoch, off, data)──▶ pending segments ──every flushIntervalMs or
+ *        256 KiB──▶ multi-row INSERTs of ≤ 500 rows (sink.archiveBatch), one after another
+ *        ──a slice fails──▶ it goes back to the front, retried
  *
  * Contiguous pushes of one session under one epoch are coalesced into one segment (one
  * row). A segment that was handed to the sink is sealed: it is retried with exactly the
