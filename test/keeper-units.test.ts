@@ -8,6 +8,10 @@ import { encodeKeeperFrame, FrameReader, MAX_KEEPER_FRAME } from '../src/keeper/
 import { defaultKeeperSocket, MAX_SOCKET_PATH } from '../src/keeper/paths.js';
 import { loadConfig } from '../src/config/config.js';
 import { parseKeeperArgs } from '../src/cli/keeper.js';
+import { KeptPtyBackend } from '../src/backend/kept-pty-backend.js';
+import type { KeptSessionListener } from '../src/keeper/client.js';
+import type { KeeperLink } from '../src/keeper/link.js';
+import { until } from './helpers/redis.js';
 
 const bytes = (s: string): Uint8Array => Buffer.from(s);
 const text = (chunks: Uint8Array[]): string => Buffer.concat(chunks).toString();
@@ -92,4 +96,33 @@ t.test('switchboard keeper options', async (t) => {
   t.throws(() => parseKeeperArgs(['--bogus', '1'], {}), /unknown option/);
   t.match(parseKeeperArgs(['--check', '--socket', '/tmp/z.sock'], {}), { check: true, socket: '/tmp/z.sock' }, '--check takes no value');
   t.equal(parseKeeperArgs([], {}).check, false);
+});
+
+t.test('kept terminal: output confirmed before the keeper answered the attach is still acked once it has', async (t) => {
+  // A stand-in for the keeper connection: what is under test is when the backend acks.
+  const sent: Array<Record<string, unknown>> = [];
+  let answer: (reply: Record<string, unknown>) => void = () => {};
+  let listener: KeptSessionListener | undefined;
+  const client = {
+    closed: false,
+    register: (_sid: string, l: KeptSessionListener) => { listener = l; },
+    unregister: () => {},
+    request: () => new Promise<Record<string, unknown>>((resolve) => { answer = resolve; }),
+    send: (m: Record<string, unknown>) => { sent.push(m); },
+  };
+  const link = { client: async () => client } as unknown as KeeperLink;
+  const backend = new KeptPtyBackend(link, 'sid-1', { how: 'attach', epoch: 2, from: 100 }, { maxBuffer: 65_536, retain: 1_024 });
+  const got: Uint8Array[] = [];
+  backend.onData((d) => got.push(d));
+  await until(() => listener !== undefined, 'registered with the keeper connection');
+  // The keeper resends held output before its reply to the attach reaches the node …
+  listener!.data(100, Buffer.from('held output'));
+  t.equal(got.length, 1, 'the output reached the session');
+  // … and the log confirms it at once (an embedded log answers within the turn).
+  backend.confirmed(111);
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  t.same(sent.filter((m) => m.t === 'ack'), [], 'no ack yet: the attach is not answered');
+  answer({ pid: 42 });
+  await backend.ready;
+  t.same(sent.filter((m) => m.t === 'ack'), [{ t: 'ack', sid: 'sid-1', off: 111 }], 'acked once the keeper answered: its buffer can drain');
 });

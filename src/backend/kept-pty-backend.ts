@@ -75,6 +75,10 @@ export class KeptPtyBackend implements Backend, KeptSessionListener {
       const queued = this.queue;
       this.queue = [];
       for (const m of queued) client.send(m);
+      // Output can arrive (and the log confirm it) before the keeper's reply does: an ack
+      // due meanwhile found no client. Unsent, the keeper would keep that output counted
+      // as unconfirmed, and a full buffer would pause the program for good.
+      if (this.ackTo >= 0 && !this.ackScheduled) this.flushAck();
     })();
     // The host awaits `ready`; this only keeps an unawaited failure from being unhandled.
     this.ready.catch(() => {});

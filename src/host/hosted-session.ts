@@ -35,9 +35,9 @@ export type HostedState = 'running' | 'exited' | 'fenced' | 'handed';
 /**
  * Sessions with output read this turn. One setImmediate flushes them all in one callback,
  * so their log writes leave together (one script call: src/log/redis-log.ts) instead of
- * one call, and one socket write, per session. Not a microtask (tried, to save a turn):
- * under load a terminal handed over through the keeper then lost or repeated bytes at
- * the hand-over (test/keeper-embedded.test.ts, 2 runs in 9); the cause is not pinned down.
+ * one call, and one socket write, per session. (A microtask would save a turn; tried, it
+ * exposed a race in kept terminals, acks due before the keeper's attach reply were
+ * dropped, since fixed in KeptPtyBackend; the turn stays until that variant is measured.)
  */
 let toFlush: HostedSession[] = [];
 function flushThisTurn(session: HostedSession): void {
