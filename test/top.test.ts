@@ -13,7 +13,8 @@ import headless from '@xterm/headless';
 import { startNode, TEST_TOKEN, type TestNode } from './helpers/node.js';
 import { TestClient } from './helpers/ws.js';
 import type { ClusterView } from '../src/edge/cluster-view.js';
-import { formatAge, formatBytes, parseTopArgs, renderTop, sortSessions, totals } from '../src/cli/top.js';
+import { formatAge, formatBytes, parseTopArgs, renderTop, sortSessions } from '../src/cli/top.js';
+import { totals } from '../src/edge/cluster-view.js';
 
 const { Terminal } = headless as unknown as typeof import('@xterm/headless');
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));

@@ -11,7 +11,7 @@
  * each line cleared to its end, so nothing of an earlier frame survives.
  */
 import { parseArgs } from 'node:util';
-import type { ClusterView, NodeView, SessionView } from '../edge/cluster-view.js';
+import { totals, type ClusterView, type NodeView, type SessionView } from '../edge/cluster-view.js';
 import { healthLabel, healthOf, keeperLabel, ptysLabel } from '../registry/node-health.js';
 import { formatAge, formatBeat, formatBytes, formatMs, formatPercent as percent } from '../util/format.js';
 import { DEFAULT_URL, getJson } from './ls.js';
@@ -86,39 +86,6 @@ export async function fetchCluster(url: string, token: string | undefined): Prom
 }
 
 // ─── formatting (pure) ──────────────────────────────────────────────────────
-
-export interface Totals {
-  nodes: number;
-  /** Edge-only nodes, and nodes that run sessions (host or both). */
-  edges: number;
-  hosts: number;
-  sessions: number;
-  clients: number;
-  capacity: number;
-  draining: number;
-  /** Hosts not draining that placement skips for some sessions (full, keeper down, PTY limit). */
-  unhealthy: number;
-  /** Running sessions the store lists (may differ from the heartbeats' sum for a moment). */
-  listedSessions: number;
-}
-
-export function totals(view: ClusterView): Totals {
-  let sessions = 0;
-  let clients = 0;
-  let capacity = 0;
-  let draining = 0;
-  let edges = 0;
-  let unhealthy = 0;
-  for (const n of view.nodes) {
-    sessions += n.sessions;
-    clients += n.clients;
-    if (n.role !== 'edge') capacity += n.capacity ?? 0;
-    else edges++;
-    if (n.draining) draining++;
-    else if (healthOf(n).takes !== 'all' && n.role !== 'edge') unhealthy++;
-  }
-  return { nodes: view.nodes.length, edges, hosts: view.nodes.length - edges, sessions, clients, capacity, draining, unhealthy, listedSessions: view.sessions.length };
-}
 
 export function sortNodes(nodes: readonly NodeView[], key: SortKey): NodeView[] {
   const byId = (a: NodeView, b: NodeView): number => a.id.localeCompare(b.id);

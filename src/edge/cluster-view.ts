@@ -12,7 +12,7 @@
  * The types here are the one definition of these answers: the CLI and the dashboard
  * page import them (type-only, so nothing of the server reaches the browser bundle).
  */
-import { nodeHealth, type NodeHealth } from '../registry/node-health.js';
+import { healthOf, nodeHealth, type NodeHealth } from '../registry/node-health.js';
 import type { NodeInfo, Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
 import type { SessionId } from '../util/ids.js';
@@ -80,4 +80,38 @@ export async function clusterView(deps: ClusterViewDeps): Promise<ClusterView> {
       clients: r.clients, bytes: bytes.get(r.sid) ?? null,
     })),
   };
+}
+
+/** What the operators' views (switchboard top, /dashboard) sum up over the nodes. */
+export interface Totals {
+  nodes: number;
+  /** Edge-only nodes, and nodes that run sessions (host or both). */
+  edges: number;
+  hosts: number;
+  sessions: number;
+  clients: number;
+  capacity: number;
+  draining: number;
+  /** Hosts not draining that placement skips for some sessions (full, keeper down, PTY limit). */
+  unhealthy: number;
+  /** Running sessions the store lists (may differ from the heartbeats' sum for a moment). */
+  listedSessions: number;
+}
+
+export function totals(view: ClusterView): Totals {
+  let sessions = 0;
+  let clients = 0;
+  let capacity = 0;
+  let draining = 0;
+  let edges = 0;
+  let unhealthy = 0;
+  for (const n of view.nodes) {
+    sessions += n.sessions;
+    clients += n.clients;
+    if (n.role !== 'edge') capacity += n.capacity ?? 0;
+    else edges++;
+    if (n.draining) draining++;
+    else if (healthOf(n).takes !== 'all' && n.role !== 'edge') unhealthy++;
+  }
+  return { nodes: view.nodes.length, edges, hosts: view.nodes.length - edges, sessions, clients, capacity, draining, unhealthy, listedSessions: view.sessions.length };
 }

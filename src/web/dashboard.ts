@@ -12,6 +12,7 @@
  * server goes into the DOM as text, never as HTML.
  */
 import { formatAge, formatBytes, formatMs, formatPercent } from '../util/format.js';
+import { totals } from '../edge/cluster-view.js';
 import { chartGeometry, colorOf, drainText, History, HISTORY_MS, nodeCells, type ClusterView, type NodeView, type SeriesMetric, type SessionView } from './dashboard-model.js';
 
 const REFRESH_MS = 1_000;
@@ -141,14 +142,7 @@ function render(v: ClusterView): void {
   $('login').hidden = true;
   $('main').hidden = false;
   const now = Date.parse(v.at);
-  let sessions = 0;
-  let clients = 0;
-  let capacity = 0;
-  for (const n of v.nodes) {
-    sessions += n.sessions;
-    clients += n.clients;
-    if (n.role !== 'edge') capacity += n.capacity ?? 0;
-  }
+  const { sessions, clients, capacity } = totals(v);
   $('summary').textContent = `${v.nodes.length} node${v.nodes.length === 1 ? '' : 's'} · ${sessions} session${sessions === 1 ? '' : 's'} · ${clients} client${clients === 1 ? '' : 's'}`;
   const status = $('status');
   status.className = '';
