@@ -298,10 +298,28 @@ t.test('archive writer', async (t) => {
     const w = new ArchiveWriter(sink, { flushIntervalMs: 3_600_000, retryDelayMs: 3_600_000, maxBacklogBytes: 100, flushBytes: 30 });
     t.teardown(() => w.close());
     for (let i = 0; i < 10; i++) w.push('s', 1, i * 30, Buffer.alloc(30, String(i)));
-    t.match(w.stats(), { pendingBytes: 90, droppedBytes: 210 });
+    t.match(w.stats(), { pendingBytes: 100, droppedBytes: 200 });
     sink.failing = false;
     await w.flush();
-    t.strictSame(sink.rows.map(text), [7, 8, 9].map((i) => ['s', 1, i * 30, String(i).repeat(30)]), 'the newest bytes, at their offsets');
+    t.strictSame(sink.rows.map(text), [['s', 1, 200, '6'.repeat(10)], ...[7, 8, 9].map((i) => ['s', 1, i * 30, String(i).repeat(30)])],
+      'the newest 100 bytes, at their offsets');
+  });
+
+  t.test('pushed bytes are copied: a caller may reuse its buffer at once', async (t) => {
+    const sink = new FakeSink();
+    const w = new ArchiveWriter(sink, { flushIntervalMs: 3_600_000 });
+    const scratch = Buffer.alloc(100);
+    let off = 0;
+    for (let i = 0; i < 50; i++) {
+      const n = scratch.write(`line ${i};`);
+      w.push('s', 1, off, scratch.subarray(0, n));
+      off += n;
+      scratch.fill('!');
+    }
+    await w.flush();
+    const expected = Array.from({ length: 50 }, (_, i) => `line ${i};`).join('');
+    t.strictSame(sink.rows.map(text), [['s', 1, 0, expected]], 'every push once, in one row, as pushed (the segment grew past its first buffer)');
+    await w.close();
   });
 
   t.test('close writes what is pending; pushes after close are dropped', async (t) => {

@@ -7,6 +7,30 @@ type Client = Redis | Cluster;
 const DOWN = new Set(['close', 'reconnecting', 'end']);
 const isCluster = (client: Client): client is Cluster => client.isCluster;
 
+/** Publishes one script call carries at most: Redis runs nothing else while a script runs. */
+export const PUBLISH_BATCH_MAX = 512;
+
+// ARGV: channel, payload, channel, payload… Returns each PUBLISH's receiver count, in
+// order. PUBLISH from a script is a plain PUBLISH: only the channel's subscribers see it.
+const PUBLISH_MANY = `
+local out = {}
+for i = 1, #ARGV, 2 do out[#out + 1] = redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end
+return out`;
+
+/** The bus's own publish command: sent at once, it batches by itself. */
+export const BUS_PUBLISH_COMMANDS: readonly string[] = ['sbPublishMany', 'publish'];
+
+interface PendingPublish {
+  channel: Channel;
+  payload: Buffer;
+  resolve: (receivers: number) => void;
+  reject: (err: unknown) => void;
+}
+
+interface PublishCommands {
+  sbPublishMany(...channelThenPayload: Array<string | Buffer>): Promise<number[]>;
+}
+
 interface ChannelSubscription {
   handlers: Set<BusHandler>;
   /** The SUBSCRIBE of the first handler; later handlers wait on it too. */
@@ -19,6 +43,14 @@ interface ChannelSubscription {
  * Given a Cluster it uses sharded pub/sub (SPUBLISH/SSUBSCRIBE): a message then travels
  * only within the shard owning its channel's slot, instead of being broadcast over the
  * whole cluster bus.
+ *
+ * Publishes made in one run of the event loop go out together (one Redis): an edge
+ * publishes one control message per keystroke, and one ioredis command each was ~3 KB of
+ * garbage and most of the edge's CPU per keystroke beyond the sockets (profiled at 10K
+ * sessions). They are sent in the check phase of the loop iteration that made them, as
+ * ioredis's auto-pipelining sent them before, so batching adds no wait; several go as one
+ * script call answering each PUBLISH's receiver count, one goes as a plain PUBLISH. A
+ * Cluster keeps one SPUBLISH per message (each channel's slot may live elsewhere).
  *
  * Connection states, per connection: ready → (close → reconnecting → connecting)* → ready.
  * ioredis re-subscribes by itself (autoResubscribe); `onRestore` fires once both
@@ -35,9 +67,12 @@ export class RedisBus implements Bus {
   private pubDown = false;
   private subResubscribed = true;
   private closed = false;
+  private pending: PendingPublish[] = [];
+  private flushQueued = false;
 
   constructor(private readonly pub: Client) {
     this.sharded = pub.isCluster;
+    if (!this.sharded) pub.defineCommand('sbPublishMany', { numberOfKeys: 0, lua: PUBLISH_MANY });
     this.sub = isCluster(pub)
       ? pub.duplicate([], { shardedSubscribers: true, enableAutoPipelining: false })
       : pub.duplicate({ autoResubscribe: true, enableOfflineQueue: true, enableAutoPipelining: false });
@@ -105,15 +140,47 @@ export class RedisBus implements Bus {
     for (const listener of this.restoreListeners) listener();
   }
 
-  async publish(channel: Channel, payload: Uint8Array): Promise<number> {
-    if (this.closed) throw new SwitchboardError('unavailable', 'the bus is closed');
+  // Not async: a keystroke's publish is one promise, not an async function's two.
+  publish(channel: Channel, payload: Uint8Array): Promise<number> {
+    if (this.closed) return Promise.reject(new SwitchboardError('unavailable', 'the bus is closed'));
     // Fail fast rather than queue: delivery is at most once anyway, and a queued publish
     // would arrive late, after the restore listeners re-read the log.
-    if (this.pubDown || DOWN.has(this.pub.status)) throw new SwitchboardError('unavailable', 'Redis is unreachable; retry shortly', { temporary: true });
+    if (this.pubDown || DOWN.has(this.pub.status)) return Promise.reject(new SwitchboardError('unavailable', 'Redis is unreachable; retry shortly', { temporary: true }));
     const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     // Each node subscribes once per channel, so the count is in nodes.
-    return Number(await (this.sharded ? this.pub.spublish(channel, bytes) : this.pub.publish(channel, bytes)));
+    if (this.sharded) return this.pub.spublish(channel, bytes).then(Number);
+    return new Promise<number>((resolve, reject) => {
+      this.pending.push({ channel, payload: bytes, resolve, reject });
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        setImmediate(this.flushPublishes);
+      }
+    });
   }
+
+  private readonly flushPublishes = (): void => {
+    this.flushQueued = false;
+    const all = this.pending;
+    this.pending = [];
+    for (let at = 0; at < all.length; at += PUBLISH_BATCH_MAX) {
+      const batch = all.length <= PUBLISH_BATCH_MAX ? all : all.slice(at, at + PUBLISH_BATCH_MAX);
+      if (batch.length === 1) {
+        const p = batch[0]!;
+        this.pub.publish(p.channel, p.payload).then((n) => p.resolve(Number(n)), p.reject);
+        continue;
+      }
+      const args: Array<string | Buffer> = [];
+      for (const p of batch) args.push(p.channel, p.payload);
+      (this.pub as unknown as PublishCommands).sbPublishMany(...args).then(
+        (counts) => {
+          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(Number(counts[i]));
+        },
+        (err: unknown) => {
+          for (const p of batch) p.reject(err);
+        },
+      );
+    }
+  };
 
   async subscribe(channel: Channel, handler: BusHandler): Promise<Unsubscribe> {
     if (this.closed) throw new SwitchboardError('unavailable', 'the bus is closed');

@@ -7,7 +7,7 @@ import pg from 'pg';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../errors/errors.js';
 import type { Logger } from '../util/log.js';
-import { RedisBus } from '../bus/redis-bus.js';
+import { BUS_PUBLISH_COMMANDS, RedisBus } from '../bus/redis-bus.js';
 import { LOG_WRITE_COMMANDS, RedisLog } from '../log/redis-log.js';
 import { RedisLeases } from '../lease/redis-leases.js';
 import { RedisRegistry } from '../registry/redis-registry.js';
@@ -28,7 +28,7 @@ import { postgresStore } from './wiring-postgres.js';
 /** Fail fast while Redis is away: callers answer `unavailable` rather than queue forever. */
 const REDIS_OPTIONS = {
   enableAutoPipelining: true,
-  autoPipeliningIgnoredCommands: [...LOG_WRITE_COMMANDS],
+  autoPipeliningIgnoredCommands: [...LOG_WRITE_COMMANDS, ...BUS_PUBLISH_COMMANDS],
   maxRetriesPerRequest: 1,
   connectTimeout: 2_000,
   retryStrategy: (attempt: number): number => Math.min(50 * attempt, 1_000),

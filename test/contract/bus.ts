@@ -58,6 +58,25 @@ export async function busContract(t: Test, make: () => Promise<BusFixture>): Pro
     off();
   });
 
+  t.test('publishes made together each get their own receiver count, in order', async (t) => {
+    // One run of the event loop: an edge's keystrokes for many sessions, some of which
+    // have no owner right now. More than one script call's worth, to cross a batch edge.
+    const { a, b } = await setup(t);
+    const owned = [sessionControl(newSessionId()), sessionControl(newSessionId())];
+    const orphan = sessionControl(newSessionId());
+    const c = [collector(), collector()];
+    await b.subscribe(owned[0]!, c[0]!.handler);
+    await b.subscribe(owned[1]!, c[1]!.handler);
+    const plan = Array.from({ length: 1300 }, (_, i) => (i % 3 === 2 ? -1 : i % 3));
+    const counts = await Promise.all(plan.map((who, i) => a.publish(who < 0 ? orphan : owned[who]!, bytes(`m${i}`))));
+    t.same(counts.map((n) => n > 0), plan.map((who) => who >= 0), 'subscribed channels count a receiver, the orphan 0');
+    const expected = (who: number): string[] => plan.flatMap((w, i) => (w === who ? [`m${i}`] : []));
+    await c[0]!.upTo(expected(0).length);
+    await c[1]!.upTo(expected(1).length);
+    t.same(c[0]!.got.map(text), expected(0), 'first channel: every message once, in order');
+    t.same(c[1]!.got.map(text), expected(1), 'second channel: every message once, in order');
+  });
+
   t.test('every handler of a channel gets the same instance', async (t) => {
     const { a, b } = await setup(t);
     const channel = sessionEvents(newSessionId());
