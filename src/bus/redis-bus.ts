@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { SwitchboardError } from '../errors/errors.js';
 import type { Bus, BusHandler, Channel, Unsubscribe } from './bus.js';
+import { TurnBatch } from '../util/turn-batch.js';
 
 type Client = Redis | Cluster;
 /** Statuses in which a command would wait in ioredis's offline queue for a reconnect. */
@@ -67,8 +68,7 @@ export class RedisBus implements Bus {
   private pubDown = false;
   private subResubscribed = true;
   private closed = false;
-  private pending: PendingPublish[] = [];
-  private flushQueued = false;
+  private readonly publishes = new TurnBatch<PendingPublish>(setImmediate, PUBLISH_BATCH_MAX, (batch) => this.sendPublishes(batch));
 
   constructor(private readonly pub: Client) {
     this.sharded = pub.isCluster;
@@ -150,37 +150,27 @@ export class RedisBus implements Bus {
     // Each node subscribes once per channel, so the count is in nodes.
     if (this.sharded) return this.pub.spublish(channel, bytes).then(Number);
     return new Promise<number>((resolve, reject) => {
-      this.pending.push({ channel, payload: bytes, resolve, reject });
-      if (!this.flushQueued) {
-        this.flushQueued = true;
-        setImmediate(this.flushPublishes);
-      }
+      this.publishes.add({ channel, payload: bytes, resolve, reject });
     });
   }
 
-  private readonly flushPublishes = (): void => {
-    this.flushQueued = false;
-    const all = this.pending;
-    this.pending = [];
-    for (let at = 0; at < all.length; at += PUBLISH_BATCH_MAX) {
-      const batch = all.length <= PUBLISH_BATCH_MAX ? all : all.slice(at, at + PUBLISH_BATCH_MAX);
-      if (batch.length === 1) {
-        const p = batch[0]!;
-        this.pub.publish(p.channel, p.payload).then((n) => p.resolve(Number(n)), p.reject);
-        continue;
-      }
-      const args: Array<string | Buffer> = [];
-      for (const p of batch) args.push(p.channel, p.payload);
-      (this.pub as unknown as PublishCommands).sbPublishMany(...args).then(
-        (counts) => {
-          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(Number(counts[i]));
-        },
-        (err: unknown) => {
-          for (const p of batch) p.reject(err);
-        },
-      );
+  private sendPublishes(batch: PendingPublish[]): void {
+    if (batch.length === 1) {
+      const p = batch[0]!;
+      this.pub.publish(p.channel, p.payload).then((n) => p.resolve(Number(n)), p.reject);
+      return;
     }
-  };
+    const args: Array<string | Buffer> = [];
+    for (const p of batch) args.push(p.channel, p.payload);
+    (this.pub as unknown as PublishCommands).sbPublishMany(...args).then(
+      (counts) => {
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(Number(counts[i]));
+      },
+      (err: unknown) => {
+        for (const p of batch) p.reject(err);
+      },
+    );
+  }
 
   async subscribe(channel: Channel, handler: BusHandler): Promise<Unsubscribe> {
     if (this.closed) throw new SwitchboardError('unavailable', 'the bus is closed');

@@ -7,6 +7,7 @@ import type { Epoch, Offset, SessionId } from '../util/ids.js';
 import type { LogBounds, LogChunk, LogRead, SessionLog } from './log.js';
 import { sliceChunks } from './slice.js';
 import { MAX_APPEND_BYTES } from './log.js';
+import { TurnBatch } from '../util/turn-batch.js';
 
 /**
  * Key layout (all under the session's `{sid}` hash tag, so one script touches one slot):
@@ -151,15 +152,20 @@ interface PendingWrite {
  *
  * Writes are batched: every append and announcement made in one run of the event loop
  * (a host flushes all its sessions' output in one callback) goes out as one script call
- * instead of one call per session (on a Cluster, one call per item: see sendPending). Each item keeps its own
+ * instead of one call per session (on a Cluster, one call per item: see `batch`). Each item keeps its own
  * fence check and its own outcome; per connection, calls keep their order, so one
  * session's writes land in the order made.
  */
 export class RedisLog implements SessionLog {
   private readonly redis: LogCommands;
   private readonly sharded: 0 | 1;
-  private pending: PendingWrite[] = [];
-  private sendQueued = false;
+  /**
+   * A microtask ends a batch: after the caller's synchronous run (every session of a
+   * host's flush), before any I/O. A Cluster runs a script on one slot, and ioredis routes
+   * a call by its first key only when the key count is fixed: one call per item there
+   * (sessions rarely share a slot).
+   */
+  private readonly batch: TurnBatch<PendingWrite>;
 
   constructor(private readonly client: Redis | Cluster, private readonly replayBytes: number) {
     // defineCommand sends EVALSHA and falls back to EVAL after a Redis restart.
@@ -168,6 +174,7 @@ export class RedisLog implements SessionLog {
     client.defineCommand('sbLogRead', { numberOfKeys: 2, lua: READ });
     this.redis = client as unknown as LogCommands;
     this.sharded = client.isCluster ? 1 : 0;
+    this.batch = new TurnBatch(queueMicrotask, this.sharded ? 1 : WRITE_BATCH_MAX, (writes) => this.send(writes));
   }
 
   async init(sid: SessionId, head: Offset = 0): Promise<void> {
@@ -188,28 +195,9 @@ export class RedisLog implements SessionLog {
 
   private enqueue(kind: 'a' | 'n', sid: SessionId, epoch: Epoch, off: Offset, frame: Buffer, len: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ kind, sid, epoch, off, frame, len, resolve, reject });
-      if (!this.sendQueued) {
-        this.sendQueued = true;
-        // A microtask: after the caller's synchronous run (every session of a flush),
-        // before any I/O, so batching adds no wait.
-        queueMicrotask(this.sendPending);
-      }
+      this.batch.add({ kind, sid, epoch, off, frame, len, resolve, reject });
     });
   }
-
-  private readonly sendPending = (): void => {
-    this.sendQueued = false;
-    const writes = this.pending;
-    this.pending = [];
-    if (this.sharded) {
-      // A Cluster runs a script on one slot, and ioredis routes a call by its first key
-      // only when the key count is fixed: one call per item (sessions rarely share a slot).
-      for (const w of writes) this.send([w]);
-      return;
-    }
-    for (let at = 0; at < writes.length; at += WRITE_BATCH_MAX) this.send(writes.slice(at, at + WRITE_BATCH_MAX));
-  };
 
   private send(writes: PendingWrite[]): void {
     let call: Promise<Array<number | string>>;
