@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { findBinary, MissingBinaryError, resolveBinaries } from '../src/launcher/local-cluster.js';
+import { findBinary, MissingBinaryError, resolveBinaries, startLocalCluster } from '../src/launcher/local-cluster.js';
 import { until } from '../src/launcher/processes.js';
 
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -132,4 +132,28 @@ t.test('Ctrl-C while starting: everything started is stopped', async (t) => {
   t.equal(await run.exited, 130, 'exits 130');
   t.match(run.stderr(), /interrupted; everything started was stopped/);
   await nothingLeft(t, run);
+});
+
+t.test("each node's keeper lives in the cluster's own dir and stops with the cluster", async (t) => {
+  // Keepers are detached so that they outlive their node; with the per-user default
+  // socket, a bench's node-1 and a test cluster's node-1 shared one keeper, and every
+  // cluster left its keepers running after it stopped.
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const cluster = await startLocalCluster({ nodes: 1, redis: false, postgres: false, haproxy: false, idPrefix: `kc${randomBytes(3).toString('hex')}` });
+  t.teardown(() => cluster.stop());
+  const pidFile = join(cluster.dir, `keeper-${cluster.nodes[0]!.id}.sock.pid`);
+  await until(() => existsSync(pidFile), 'the node to start its keeper in the cluster dir');
+  const pid = Number.parseInt(readFileSync(pidFile, 'utf8'), 10);
+  t.ok(alive(pid), 'the keeper runs');
+  await cluster.stop();
+  await until(() => !alive(pid), 'the keeper to exit');
+  t.notOk(alive(pid), 'stopping the cluster stopped its keeper');
+  t.notOk(existsSync(cluster.dir), 'and removed the dir');
 });

@@ -16,7 +16,7 @@
  * its temp dir with it.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile, chown, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
@@ -197,6 +197,7 @@ process.on('exit', () => {
     }
   }
   for (const dir of tempDirs) {
+    for (const pid of keeperPids(dir)) signal(pid, 'SIGKILL');
     try {
       rmSync(dir, { recursive: true, force: true });
     } catch {
@@ -204,6 +205,35 @@ process.on('exit', () => {
     }
   }
 });
+
+/**
+ * Keepers the cluster's nodes started: each node's keeper listens in the cluster's own dir
+ * (see startLocalCluster) and writes its pid next to its socket. Keepers are detached on
+ * purpose (they outlive their node), so the cluster ends them itself.
+ */
+function keeperPids(dir: string): number[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.startsWith('keeper-') && f.endsWith('.sock.pid'));
+  } catch {
+    return [];
+  }
+  return files.map((f) => {
+    try {
+      return Number.parseInt(readFileSync(join(dir, f), 'utf8'), 10);
+    } catch {
+      return NaN;
+    }
+  }).filter((pid) => Number.isInteger(pid) && pid > 1);
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // gone already
+  }
+}
 
 /**
  * Tracks a child and handles its spawn error: without a listener, an 'error' event
@@ -417,6 +447,8 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     if (stopped) return;
     stopped = true;
     await Promise.all(nodes.filter(Boolean).map((n) => stopChild(n.proc, 'SIGINT', 3_000)));
+    // A keeper ends its terminals (SIGHUP) and exits on SIGTERM.
+    for (const pid of keeperPids(dir)) signal(pid, 'SIGTERM');
     for (const s of stops.reverse()) await s().catch(() => {});
     await rm(dir, { recursive: true, force: true });
     tempDirs.delete(dir);
@@ -447,8 +479,13 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     const order = [...Array(options.nodes).keys()].sort((a, b) => rank(options.roles?.[a]) - rank(options.roles?.[b]));
     for (const i of order) {
       options.signal?.throwIfAborted();
+      const id = `${prefix}-${i + 1}`;
+      // The keeper's socket in this cluster's dir, not the per-user default named after
+      // the node id: two local clusters (a bench beside a test run) both have a node-1, and
+      // one must not adopt the other's terminals or outlive it.
+      const nodeEnv = { SWITCHBOARD_KEEPER_SOCKET: join(dir, `keeper-${id}.sock`), ...env };
       nodes[i] = await spawnNode({
-        id: `${prefix}-${i + 1}`, role: options.roles?.[i] ?? 'both', token, env,
+        id, role: options.roles?.[i] ?? 'both', token, env: nodeEnv,
         ...(options.flags ? { flags: options.flags } : {}),
         ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
         ...(options.onLog ? { onLog: options.onLog } : {}),

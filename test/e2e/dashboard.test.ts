@@ -75,7 +75,7 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missi
   t.match(await text(page, 'tr[data-node="node-1"]'), /node-1\s+both\s+ok\s+up\s+0\s+\d+\s+0\.0%\s+\d+\/\d+/, 'node-1: healthy, its keeper up, no sessions yet, the machine\'s PTYs');
 
   // A node started now appears.
-  const node3 = await spawnNode({ id: 'node-3', role: 'both', token: TOKEN, env: { SWITCHBOARD_REDIS_URL: cluster.redisUrl!, SWITCHBOARD_DATABASE_URL: cluster.databaseUrl! } });
+  const node3 = await spawnNode({ id: 'node-3', role: 'both', token: TOKEN, env: { SWITCHBOARD_REDIS_URL: cluster.redisUrl!, SWITCHBOARD_DATABASE_URL: cluster.databaseUrl!, SWITCHBOARD_KEEPER_SOCKET: join(cluster.dir, 'keeper-node-3.sock') } });
   t.teardown(async () => {
     if (node3.proc.exitCode === null && node3.proc.signalCode === null) {
       node3.proc.kill('SIGINT');
