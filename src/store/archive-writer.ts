@@ -9,13 +9,16 @@
  * row), copied into the segment's own growing buffer: a keystroke's bytes wait ~10 s for
  * their flush, and keeping each pushed chunk (an object per keystroke) until then made
  * every young-generation GC of a busy host copy and promote all of them (13 ms pauses at
- * 10K sessions, profiled); a copy of a few bytes is cheaper than that. A segment that was handed to the sink is sealed: it is retried with exactly the
- * same offset and bytes, so a write that did commit before its error was reported is
- * skipped by the primary key instead of hiding later bytes.
+ * 10K sessions, profiled); a copy of a few bytes is cheaper than that.
+ *
+ * A segment that was handed to the sink is sealed: it is retried with exactly the same
+ * offset and bytes, so a write that did commit before its error was reported is skipped
+ * by the primary key instead of hiding later bytes.
  *
  * The backlog is bounded: while the database is away, past `maxBacklogBytes` the oldest
- * pending bytes are dropped (to the byte) and counted (`droppedBytes`). The Redis log still holds recent
- * output; the archive gets a hole, which readArchive reports by starting after it.
+ * pending bytes are dropped (to the byte) and counted (`droppedBytes`). The Redis log
+ * still holds recent output; the archive gets a hole, which readArchive reports by
+ * starting after it.
  *
  * Pushed bytes are copied: callers may reuse their buffers.
  */
