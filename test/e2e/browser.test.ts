@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
+import { bufferLines, CHROMIUM, waitForLine } from '../helpers/page-terminal.js';
 import { SwitchboardClient } from '../../src/client/client.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TOKEN = 'browser-test-token-0123456789';
 const LINES = 400;
@@ -90,25 +90,6 @@ async function startServer(port: number): Promise<{ proc: ChildProcess; stop(): 
   };
 }
 
-/** The terminal's buffer (scrollback and screen) as text lines. */
-function bufferLines(page: Page): Promise<string[]> {
-  return page.evaluate(() => {
-    const buf = window.__switchboard!.term.buffer.active;
-    const lines: string[] = [];
-    for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
-    return lines;
-  });
-}
-
-async function waitForLine(page: Page, re: RegExp, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const lines = await bufferLines(page);
-    if (lines.some((l) => re.test(l))) return;
-    if (Date.now() > deadline) throw new Error(`no line matching ${re} in the terminal; last lines:\n${lines.filter(Boolean).slice(-15).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('browser terminal', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)` }, async (t) => {
   ensureBuilt();

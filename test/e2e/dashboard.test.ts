@@ -14,8 +14,8 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { SwitchboardClient } from '../../src/client/client.js';
 import { spawnNode, startLocalCluster, type LocalCluster } from '../../src/launcher/local-cluster.js';
 import { startNode } from '../helpers/node.js';
+import { CHROMIUM } from '../helpers/page-terminal.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token-0123456789';
 
 interface Hook { refreshes: number; error: string | undefined }

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { startNode } from '../helpers/node.js';
 import { CLIENT_ID, CLIENT_SECRET, startProvider } from '../helpers/oidc-provider.js';
 import { freePort } from '../helpers/redis.js';
+import { CHROMIUM } from '../helpers/page-terminal.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 
 declare const window: { __switchboard?: { sid: string | undefined } };
 

@@ -8,33 +8,12 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
+import { bufferLines, CHROMIUM, waitForLine } from '../helpers/page-terminal.js';
 import { spawnNode } from '../helpers/processes.js';
 import { TEST_TOKEN } from '../helpers/node.js';
 import { TestClient } from '../helpers/ws.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-
 declare const window: { __switchboard?: { nextOffset: number | undefined; term: { buffer: { active: { length: number; getLine(i: number): { translateToString(trim: boolean): string } | undefined } } } } };
-
-function bufferLines(page: Page): Promise<string[]> {
-  return page.evaluate(() => {
-    const buf = window.__switchboard!.term.buffer.active;
-    const lines: string[] = [];
-    for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
-    return lines;
-  });
-}
-
-/** Polls the page's terminal buffer (the page has no event to await for "a line appeared"). */
-async function waitForLine(page: Page, re: RegExp, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const lines = await bufferLines(page);
-    if (lines.some((l) => re.test(l))) return;
-    if (Date.now() > deadline) throw new Error(`no line matching ${re}; last lines:\n${lines.filter(Boolean).slice(-15).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('a viewer link in the browser', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)` }, async (t) => {
   const { chromium } = await import('playwright-core');
