@@ -3,7 +3,7 @@
  * PostgreSQL archive below it. Used by replays (attach with `from` below the log's start),
  * screen snapshots (the window a terminal is rebuilt from) and the transcript route.
  */
-import { BACKEND_RETRY_MS, SwitchboardError, toSwitchboardError } from '../errors/errors.js';
+import { unreachable } from '../errors/errors.js';
 import type { LogChunk as Chunk, SessionLog } from '../log/log.js';
 import type { Store } from '../store/store.js';
 import type { Offset, SessionId } from '../util/ids.js';
@@ -18,13 +18,6 @@ export interface Transcript {
   /** The end of all output so far. */
   head: Offset;
   chunks: Uint8Array[];
-}
-
-/** A backing service failed: the client may retry (never `internal` for a timeout). */
-export function unreachable(what: string, err: unknown): SwitchboardError {
-  const e = toSwitchboardError(err);
-  if (e.code !== 'internal' && e.code !== 'unavailable') return e;
-  return new SwitchboardError('unavailable', `${what} did not answer (overloaded or unreachable); retry in about ${BACKEND_RETRY_MS / 1000} s`, { retryMs: BACKEND_RETRY_MS, cause: err });
 }
 
 export class OutputHistory {
@@ -53,8 +46,9 @@ export class OutputHistory {
 
   /**
    * Up to `maxBytes` of the session's output from `from`, one contiguous run: the
-   * archive, then the Redis log from max(archived end, log start) on. `off` is where the run starts (past `from` when
-   * neither holds the bytes there); `head` is the end of all output so far.
+   * archive, then the Redis log from max(archived end, log start) on. `off` is where the
+   * run starts (past `from` when neither holds the bytes there); `head` is the end of all
+   * output so far.
    */
   async transcript(sid: SessionId, from: Offset, maxBytes: number): Promise<Transcript> {
     let bounds: { start: Offset; head: Offset } | null;

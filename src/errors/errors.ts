@@ -153,3 +153,10 @@ export function toSwitchboardError(err: unknown): SwitchboardError {
   }
   return new SwitchboardError('internal', message, { cause: err });
 }
+
+/** A backing service failed: the client may retry (never `internal` for a timeout). */
+export function unreachable(what: string, err: unknown): SwitchboardError {
+  const e = toSwitchboardError(err);
+  if (e.code !== 'internal' && e.code !== 'unavailable') return e;
+  return new SwitchboardError('unavailable', `${what} did not answer (overloaded or unreachable); retry in about ${BACKEND_RETRY_MS / 1000} s`, { retryMs: BACKEND_RETRY_MS, cause: err });
+}

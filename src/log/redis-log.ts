@@ -15,8 +15,8 @@ import { TurnBatch } from '../util/turn-batch.js';
  *                     frame. Seq 1, not 0: "0-0" is not a valid stream id, offset 0 is.
  *   sb:{<sid>}:head   next offset to write (absent = 0)
  *   sb:{<sid>}:lease  written by RedisLeases, "<epoch>:<node>": the fence (no expiry)
- * (WRITE_MANY below names these keys and the session's event channel itself, from the sid:
- * renaming one here means renaming it there; the Redis contract test fails otherwise.)
+ * (WRITE_MANY below builds these names, and the session's event channel's, from the sid
+ * with the same functions: see luaKey.)
  * The start offset needs no key of its own: it is the id of the first entry (XRANGE
  * COUNT 1 is O(log n)), or the head when the stream is empty.
  */
@@ -37,8 +37,8 @@ const MAX_READ_BYTES = 2 ** 48;
 //   to the slot's node): KEYS lease, head, log, channel; ARGV replayBytes, sharded, kind,
 //   epoch, off, frame, len.
 // - WRITE_MANY (one Redis): ARGV replayBytes, then 2 per item: "<kind> <epoch> <off>
-//   <len> <sid>" and the frame; the script names the keys from the sid (a standalone Redis
-//   lets a script reach keys it was not given). Measured: ioredis serialises each
+//   <len> <sid>" and the frame; the script names the keys from the sid (luaKey; a
+//   standalone Redis lets a script reach keys it was not given). Measured: ioredis serialises each
 //   argument on its own (a string and a buffer per argument), and 9 arguments per
 //   keystroke were ~1.6 KB of garbage on the host; 2 are a fraction of it.
 // kind is 'a' (append) or 'n' (announce).
@@ -79,6 +79,15 @@ local function item(replay, publish, leaseK, headK, logK, channel, kind, epoch, 
 end
 `;
 
+/**
+ * A Lua expression naming `keyOf(sid)` for the script's variable `sid`, taken from the
+ * TypeScript function itself, so the script and the other commands name a key alike.
+ */
+function luaKey(keyOf: (sid: SessionId) => string): string {
+  const [before, after] = keyOf('\u0001').split('\u0001');
+  return `'${before}' .. sid .. '${after}'`;
+}
+
 const WRITE_ONE = `${ITEM}
 local publish = ARGV[2] == '1' and 'SPUBLISH' or 'PUBLISH'
 return {item(tonumber(ARGV[1]), publish, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])}`;
@@ -88,8 +97,7 @@ local replay = tonumber(ARGV[1])
 local out = {}
 for a = 2, #ARGV, 2 do
   local kind, epoch, off, len, sid = string.match(ARGV[a], '^(%a) (%d+) (%d+) (%d+) (.+)$')
-  local p = 'sb:{' .. sid .. '}:'
-  out[#out + 1] = item(replay, 'PUBLISH', p .. 'lease', p .. 'head', p .. 'log', p .. 'ev', kind, epoch, off, ARGV[a + 1], len)
+  out[#out + 1] = item(replay, 'PUBLISH', ${luaKey(leaseKey)}, ${luaKey(headKey)}, ${luaKey(logKey)}, ${luaKey(sessionEvents)}, kind, epoch, off, ARGV[a + 1], len)
 end
 return out`;
 
