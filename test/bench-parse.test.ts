@@ -20,6 +20,8 @@ t.test('options: defaults, baselines, errors', async (t) => {
   if (typeof idle === 'string') throw new Error(idle);
   t.equal(idle.sessions, 5_000);
   t.equal(idle.single, false, 'idle runs on the cluster unless --single');
+  t.equal(idle.warmupS, 60, 'idle settles long enough for V8 to collect the connect burst');
+  t.equal(echo.warmupS, 5, 'other scenarios discard 5 s');
   t.match(parseOptions(['echo', '--baseline', 'nats']), /--baseline takes socketio or relay/);
   t.match(parseOptions(['idle', '--baseline', 'relay']), /echo scenario/);
   t.match(parseOptions(['nope']), /a scenario is required/);

@@ -82,6 +82,11 @@ t.test('bench idle: sessions opened then idle; memory per connection and session
   t.type(i.extra.bytesPerConnection, 'number', 'edge bytes per connection');
   t.type(i.extra.bytesPerSession, 'number', 'host bytes per session');
   t.equal(i.extra.bytesPerConnectionWithSession, null, 'no node is both');
+  for (const when of ['justAfterConnecting', 'atHighestRss']) {
+    t.type(i.extra[when].bytesPerConnection, 'number', `edge bytes per connection ${when}`);
+    t.type(i.extra[when].bytesPerSession, 'number', `host bytes per session ${when}`);
+  }
+  for (const n of i.extra.rssBytes) t.ok(n.highest >= n.before, `${n.id}: the highest RSS sampled is at least the RSS before`);
   t.match(i.extra.rssMethod, /\/proc/, 'says how RSS is measured');
   // Nodes heartbeat into the registry, so an idle cluster still talks to Redis.
   t.ok(i.extra.redisCommandsPerSecond > 0, 'Redis commands per second over the idle window');

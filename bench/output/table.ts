@@ -27,7 +27,9 @@ function extraLines(r: BenchResult): string[] {
       const top = v as Array<{ command: string; perSecond: number }>;
       lines.push(`  ${'redis top commands'.padEnd(24)} ${top.length ? top.map((c) => `${c.command} ${c.perSecond}/s`).join(', ') : '-'}`);
     } else if (k === 'rssBytes' && Array.isArray(v)) {
-      for (const n of v as Array<{ id: string; before: number; after: number }>) lines.push(row(`${n.id} RSS`, `${fmtBytes(n.before)} → ${fmtBytes(n.after)}`));
+      for (const n of v as Array<{ id: string; before: number; highest?: number; after: number }>) {
+        lines.push(row(`${n.id} RSS`, `${fmtBytes(n.before)} → ${fmtBytes(n.after)}${n.highest ? ` (highest ${fmtBytes(n.highest)})` : ''}`));
+      }
     } else {
       lines.push(`  ${k.padEnd(24)} ${v === null ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
     }

@@ -4,7 +4,10 @@
  *
  * - Memory, measured from outside through /proc (VmRSS): each node's RSS after the idle
  *   window minus before connecting, ÷ count: per connection on edge nodes, per session
- *   on host nodes (both on a `--single` node).
+ *   on host nodes (both on a `--single` node). The settling (`--warmup`, 60 s by default)
+ *   lets V8 collect the connect burst's garbage, so that figure is what an idle session
+ *   costs; the same quotient just after connecting and at the highest RSS sampled (once a
+ *   second) are reported beside it, so the burst's cost is not hidden.
  * - Steady-state traffic over the idle window (`--duration`, after `--warmup` seconds of
  *   settling): Redis commands per second from INFO commandstats, with the busiest
  *   commands, and PostgreSQL transactions per second; and each process's CPU. Run at 1K
@@ -19,6 +22,7 @@ import { nodeStats, type Target } from '../target.js';
 import { round, sleep } from '../units.js';
 
 const RSS_METHOD = 'from outside: /proc/<pid>/status VmRSS after the idle window minus before connecting, ÷ count';
+const ROLES = { bytesPerConnection: 'edge', bytesPerSession: 'host', bytesPerConnectionWithSession: 'both' } as const;
 
 /** RSS growth of the nodes with `role`, ÷ count; null when there are none. */
 function perItem(before: NodeStat[], after: NodeStat[], role: string, count: number): number | null {
@@ -26,6 +30,35 @@ function perItem(before: NodeStat[], after: NodeStat[], role: string, count: num
   if (nodes.length === 0 || count === 0) return null;
   const grown = nodes.reduce((a, n) => a + n.rssBytes - (before.find((b) => b.id === n.id)?.rssBytes ?? 0), 0);
   return Math.round(grown / count);
+}
+
+/** perItem for each role, keyed by what the figure is per. */
+function perRole(before: NodeStat[], after: NodeStat[], count: number): Record<keyof typeof ROLES, number | null> {
+  const entries = Object.entries(ROLES).map(([key, role]) => [key, perItem(before, after, role, count)]);
+  return Object.fromEntries(entries) as Record<keyof typeof ROLES, number | null>;
+}
+
+/** Samples the nodes' RSS once a second and keeps each node's highest. */
+class PeakRss {
+  private readonly peak = new Map<string, NodeStat>();
+  private readonly timer: NodeJS.Timeout;
+  private sampling: Promise<void> = Promise.resolve();
+
+  constructor(private readonly target: Target) {
+    this.timer = setInterval(() => { this.sampling = this.sample(); }, 1_000);
+  }
+
+  async sample(): Promise<void> {
+    for (const n of await nodeStats(this.target)) {
+      if (n.rssBytes > (this.peak.get(n.id)?.rssBytes ?? -1)) this.peak.set(n.id, n);
+    }
+  }
+
+  async stop(): Promise<NodeStat[]> {
+    clearInterval(this.timer);
+    await this.sampling;
+    return [...this.peak.values()];
+  }
 }
 
 export async function runIdle(ctx: Ctx, target: Target): Promise<BenchResult> {
@@ -37,10 +70,13 @@ export async function runIdle(ctx: Ctx, target: Target): Promise<BenchResult> {
     await sleep(1_000);
     const before = await nodeStats(target);
     ctx.log(`connecting ${o.sessions} sockets, each opening an echo session…`);
+    const peak = new PeakRss(target);
     const c = await load.connect(echoSpecs(target, o.sessions).map((s) => ({ ...s, writes: false })), target.token, 200);
     if (c.failed) ctx.log(`${c.failed} failed: ${c.errors[0]}`);
+    const afterBurst = await nodeStats(target);
     ctx.log(`settling ${o.warmupS} s, then ${o.durationS} s idle…`);
     await sleep(o.warmupS * 1000);
+    const highest = await peak.stop();
     const window = new CpuWindow(target.procs);
     await Promise.all([window.start(), redis?.start(), postgres?.start()]);
     await sleep(o.durationS * 1000);
@@ -49,10 +85,13 @@ export async function runIdle(ctx: Ctx, target: Target): Promise<BenchResult> {
     const r = await summarize(o, target, [], window, load.pids, {
       connections: c.ok,
       rssMethod: RSS_METHOD,
-      bytesPerConnection: perItem(before, after, 'edge', c.ok),
-      bytesPerSession: perItem(before, after, 'host', c.ok),
-      bytesPerConnectionWithSession: perItem(before, after, 'both', c.ok),
-      rssBytes: after.map((n) => ({ id: n.id, role: n.role, before: before.find((b) => b.id === n.id)?.rssBytes ?? 0, after: n.rssBytes })),
+      ...perRole(before, after, c.ok),
+      justAfterConnecting: perRole(before, afterBurst, c.ok),
+      atHighestRss: perRole(before, highest, c.ok),
+      rssBytes: after.map((n) => ({
+        id: n.id, role: n.role, before: before.find((b) => b.id === n.id)?.rssBytes ?? 0,
+        highest: highest.find((h) => h.id === n.id)?.rssBytes ?? 0, after: n.rssBytes,
+      })),
       idleSeconds: round(window.wallSeconds, 2),
       redisCommandsPerSecond: redisTraffic?.commandsPerSecond ?? null,
       redisTopCommands: redisTraffic?.top ?? [],
