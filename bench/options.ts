@@ -26,7 +26,8 @@ Scenarios: ${SCENARIOS.join(', ')}
   --workers W        load generator processes (default: ≤ 5000 sockets each)
   --viewers M        fanout: viewers of the one session (default 1000)
   --steps LIST       capacity: session counts to step through (default 5000,10000,15000,20000,25000,30000)
-  --flood-cmd CMD    flood: what the flooding PTY runs (default 'yes'); 'echo' floods echo with 16 KiB inputs
+  --flood-cmd CMD    flood: what the flooding PTY runs, through sh -c (default 'yes'); 'echo' floods
+                     echo with 16 KiB inputs
   --baseline B       echo: also run the same load against a baseline and compare (ratios are
                      switchboard ÷ baseline): 'relay' (bare uWS + ioredis relay, one PUBLISH per
                      keystroke each way) or 'socketio' (Socket.IO + its Redis adapter)

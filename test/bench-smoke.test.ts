@@ -96,6 +96,20 @@ t.test('bench idle: sessions opened then idle; memory per connection and session
   t.ok(i.extra.idleSeconds >= 2, 'the idle window lasted --duration');
 });
 
+t.test('bench flood: a PTY pipeline run through sh -c, beside a bare node-pty reader of the same command', async (t) => {
+  const { stdout } = await run(process.execPath, [
+    MAIN, 'bench', 'flood', '--sessions', '20', '--duration', '2', '--warmup', '1', '--flood-cmd', 'yes | cat', '--json',
+  ], { timeout: 100_000, maxBuffer: 16 << 20 });
+  const f = JSON.parse(stdout) as Record<string, any>;
+  t.equal(f.errors, 0, JSON.stringify(f.errorSamples));
+  t.equal(f.reach, 1, 'the echo sessions beside the flood all answered');
+  t.equal(f.parameters.floodCmd, 'yes | cat');
+  t.ok(f.extra.floodMBps > 0, 'the pipeline flooded through the gateway');
+  t.ok(f.extra.barePtyMBps > 0, 'the bare reader measured the same command');
+  t.ok(f.extra.barePtyMeanReadBytes > 0, 'and the size of its reads');
+  t.type(f.extra.ofBarePty, 'number', 'the ratio to the bare reader');
+});
+
 t.test('bench storm and idle run on one embedded node', async (t) => {
   const storm = await run(process.execPath, [MAIN, 'bench', 'storm', '--single', '--sessions', '300', '--json'], { timeout: 60_000 });
   const s = JSON.parse(storm.stdout) as Record<string, any>;
