@@ -58,7 +58,7 @@ export interface Options {
 /**
  * idle's default settling: V8 gives back the garbage of a connect burst (old-space
  * garbage promoted while opens were in flight, a young generation grown under load) only
- * when its memory reducer runs, which on a quiet node was 20-50 s after the burst.
+ * when its memory reducer runs, which on a quiet node was 20-60 s after the burst.
  */
 const IDLE_SETTLE_S = 60;
 

@@ -26,7 +26,8 @@ export function measurePtyCeiling(shellCommand: string, seconds: number): Promis
     setTimeout(() => {
       const wallS = Number(process.hrtime.bigint() - started) / 1e9;
       const cpu = process.cpuUsage(cpuBefore);
-      proc.kill('SIGKILL');
+      // The whole process group: `sh -c 'a | b'` leaves a and b running if only sh dies.
+      try { process.kill(-proc.pid, 'SIGKILL'); } catch { proc.kill('SIGKILL'); }
       resolve({
         mbps: Math.round((bytes / wallS / 1e6) * 10) / 10,
         meanReadBytes: reads ? Math.round(bytes / reads) : 0,

@@ -45,7 +45,10 @@ class PeakRss {
   private sampling: Promise<void> = Promise.resolve();
 
   constructor(private readonly target: Target) {
-    this.timer = setInterval(() => { this.sampling = this.sample(); }, 1_000);
+    // A failed sample only loses that second's figure; unref: a run that throws must not
+    // be kept alive by this timer.
+    this.timer = setInterval(() => { this.sampling = this.sample().catch(() => {}); }, 1_000);
+    this.timer.unref();
   }
 
   async sample(): Promise<void> {
