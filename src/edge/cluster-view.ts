@@ -9,8 +9,9 @@
  * `bytes` (output so far: the log head) costs one log read per session, so it is read for
  * the MAX_BYTES_SESSIONS most recently active sessions only; the others say null.
  *
- * The types here are the one definition of these answers: the CLI and the dashboard
- * page import them (type-only, so nothing of the server reaches the browser bundle).
+ * The types here are the one definition of these answers, and `totals` the one sum over
+ * them: the CLI and the dashboard page import both. Everything else this module imports
+ * is type-only or pure (node-health), so nothing of the server reaches the browser bundle.
  */
 import { healthOf, nodeHealth, type NodeHealth } from '../registry/node-health.js';
 import type { NodeInfo, Registry } from '../registry/registry.js';

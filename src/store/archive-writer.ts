@@ -107,7 +107,8 @@ export class ArchiveWriter {
     if (seg && !seg.sealed && seg.epoch === epoch && seg.off + seg.bytes === off && seg.bytes + data.length <= this.options.flushBytes) {
       const end = seg.start + seg.bytes;
       if (end + data.length > seg.buf.length) {
-        const grown = Buffer.allocUnsafe(Math.max(2 * seg.bytes, seg.bytes + data.length));
+        // Doubling, but never past flushBytes: a segment holds at most that (checked above).
+        const grown = Buffer.allocUnsafe(Math.min(this.options.flushBytes, Math.max(2 * seg.bytes, seg.bytes + data.length)));
         seg.buf.copy(grown, 0, seg.start, end);
         seg.buf = grown;
         seg.start = 0;
