@@ -2,7 +2,7 @@
  * The keeper protocol against a real keeper and real PTYs, with the test playing the
  * node: offsets, resend from an offset after the node's connection died, the epoch
  * fence, who may write and discard, exits held until released, a full buffer pausing
- * the program.
+ * the program, the keeper-wide budget lending windows beyond the floor.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -111,10 +111,14 @@ t.test('a node dies; the next attaches from its log head and gets exactly the by
   t.ok(Number(spawned.pid) > 0);
   first.send({ t: 'write', sid, data: Buffer.from('X=kept; echo one-$((1+1))\n') });
   await heard.until(() => heard.text.includes('one-2'), 'one-2');
-  t.ok(heard.contiguousFrom(1000), 'offsets start at the base and run on without a hole');
-  // The node confirmed some of it into its log, then died.
-  const confirmed = heard.chunks[0]!.off + heard.chunks[0]!.data.length;
+  // The node confirmed what it heard so far into its log (a chunk boundary: the keeper
+  // trims whole chunks), heard more, then died. The second command guarantees output
+  // after the confirmed offset however the PTY happened to split the first.
+  const confirmed = heard.end;
   first.send({ t: 'ack', sid, off: confirmed });
+  first.send({ t: 'write', sid, data: Buffer.from('echo two-$((1+1))\n') });
+  await heard.until(() => heard.text.includes('two-2'), 'two-2');
+  t.ok(heard.contiguousFrom(1000), 'offsets start at the base and run on without a hole');
   const seenEnd = heard.end;
   first.close();
 
@@ -228,4 +232,44 @@ t.test('a connection that has not said hello is closed', async (t) => {
   s.write(encodeKeeperFrame({ t: 'list', id: 1 }));
   await new Promise((r) => s.once('close', r));
   t.pass('closed');
+});
+
+// Last in the file: it sets the keeper-wide budget the tests above leave at its default.
+t.test('the keeper-wide budget holds each terminal to the floor while spent, and lends again once acks bring it down', async (t) => {
+  const MiB = 1024 * 1024;
+  const FLOOR = 256 * 1024;
+  const READ = 64 * 1024; // one PTY read may land after a terminal filled
+  const limits = { maxBuffer: 2 * MiB, retain: 0, budget: MiB };
+  const n = await node('budget');
+  const flood = Buffer.from(`stty -echo; head -c ${3 * MiB} /dev/zero | tr '\\0' a; echo fini""shed\n`);
+  const unconfirmed = (i: KeptSessionInfo): number => i.total - i.confirmed;
+
+  /** A terminal flooding unacknowledged, once the keeper has paused it. */
+  const floodUntilPaused = async (which: string): Promise<{ sid: string; heard: Heard; paused: KeptSessionInfo }> => {
+    const sid = newSid();
+    const heard = new Heard();
+    await spawnShell(n, sid, heard, 0, limits);
+    n.send({ t: 'write', sid, data: flood });
+    await until(async () => (await info(n, sid))?.paused === true, `the ${which} terminal pauses`);
+    return { sid, heard, paused: (await info(n, sid))! };
+  };
+
+  const { sid: a, heard: heardA, paused: first } = await floodUntilPaused('first');
+  t.ok(unconfirmed(first) >= MiB && unconfirmed(first) <= MiB + READ,
+    `alone, it reads past the floor until the 1 MiB budget is spent, not to its own 2 MiB (${unconfirmed(first)} bytes)`);
+  const { sid: b, heard: heardB, paused: second } = await floodUntilPaused('second');
+  t.ok(unconfirmed(second) >= FLOOR && unconfirmed(second) <= FLOOR + READ,
+    `with the budget spent, the second gets its floor (${unconfirmed(second)} bytes)`);
+
+  // Only the first is acknowledged: the budget falls below three quarters, and the second,
+  // never acknowledged itself, must be resumed by the keeper.
+  n.send({ t: 'ack', sid: a, off: first.total });
+  await until(async () => unconfirmed((await info(n, b))!) > FLOOR + READ, 'the second reads on once the budget is lent again');
+  t.pass('the second terminal read past its floor without an ack of its own');
+
+  for (const [sid, heard] of [[a, heardA], [b, heardB]] as const) {
+    n.send({ t: 'kill', sid, signal: 'SIGKILL' });
+    await heard.until(() => heard.exits.length === 1, 'exit');
+    n.send({ t: 'release', sid });
+  }
 });
