@@ -2,6 +2,7 @@
  * What a bench run drives: a private local cluster it starts (src/launcher), or running
  * nodes given by `--url`. Also how the processes under test are read afterwards.
  */
+import { execFile } from 'node:child_process';
 import { startLocalCluster, type ClusterRole, type LocalCluster } from '../src/launcher/local-cluster.js';
 import type { Options } from './options.js';
 import { rssBytes, type CpuWindow, type WatchedProc } from './proc-stats.js';
@@ -41,6 +42,18 @@ function urlTarget(o: Options): Target {
   return { edges, token: o.token, procs: [], http: http.origin, stop: async () => {} };
 }
 
+/**
+ * Writes what the start-up left in the page cache (a fresh PostgreSQL cluster is ~70 MB)
+ * to disk now. Left alone, the kernel writes it back ~30 s later, inside the measured
+ * window of whichever system started last, and not in the other's: measured, 67-86 MB
+ * dirty from the start until a writeback 32 s in.
+ */
+export function settleDisk(): Promise<void> {
+  return new Promise((resolve) => {
+    execFile('sync', () => resolve());
+  });
+}
+
 export async function startTarget(o: Options, log: (s: string) => void): Promise<Target> {
   if (o.urls.length > 0) return urlTarget(o);
   const verbose = process.env.SWITCHBOARD_BENCH_VERBOSE !== undefined;
@@ -58,6 +71,7 @@ export async function startTarget(o: Options, log: (s: string) => void): Promise
     // SWITCHBOARD_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=prof' profiles every node.
     ...(process.env.SWITCHBOARD_BENCH_NODE_ARGS ? { nodeArgs: process.env.SWITCHBOARD_BENCH_NODE_ARGS.split(/\s+/).filter(Boolean) } : {}),
   });
+  await settleDisk();
   const procs: WatchedProc[] = cluster.nodes.map((n) => ({ id: n.id, role: n.role, pid: n.pid }));
   if (cluster.redisPid) procs.push({ id: 'redis', role: 'redis', pid: cluster.redisPid });
   if (cluster.postgresPid) procs.push({ id: 'postgres', role: 'postgres', pid: cluster.postgresPid, tree: true });

@@ -212,24 +212,24 @@ t.test('per-principal limits: sessions, opens, input chunks on a shared bucket; 
 
   await store.createSession(sessionRecord({ owner: 'alice', status: 'running' }));
   await store.createSession(sessionRecord({ owner: 'alice', status: 'exited' }));
-  t.equal(await refusal(limits.admitOpen(alice)), undefined, 'one running (exited ones do not count)');
+  t.equal(await refusal(limits.admitOpen(alice, newSessionId())), undefined, 'one running (exited ones do not count)');
   await store.createSession(sessionRecord({ owner: 'alice', status: 'running' }));
-  t.equal(await refusal(limits.admitOpen(alice)), 'rate_limited', 'two running: the most');
+  t.equal(await refusal(limits.admitOpen(alice, newSessionId())), 'rate_limited', 'two running: the most');
   t.equal(limits.refused.sessions, 1);
-  t.equal(await refusal(limits.admitOpen(root)), undefined, 'an admin is exempt');
-  const held = await limits.admitOpen(carol);
-  const second = await limits.admitOpen(carol);
+  t.equal(await refusal(limits.admitOpen(root, newSessionId())), undefined, 'an admin is exempt');
+  const held = await limits.admitOpen(carol, newSessionId());
+  const second = await limits.admitOpen(carol, newSessionId());
   t.pass('a second place while the first is held');
-  const third = limits.admitOpen(carol);
+  const third = limits.admitOpen(carol, newSessionId());
   t.equal(await refusal(third), 'rate_limited', 'a held place counts: the cap holds before any session exists');
   await held.release();
-  t.equal(await refusal(limits.admitOpen(carol)), undefined, 'released: room again');
+  t.equal(await refusal(limits.admitOpen(carol, newSessionId())), undefined, 'released: room again');
   await second.release();
 
-  for (let i = 0; i < 3; i++) t.equal(await refusal(limits.admitOpen(bob)), undefined, `open ${i + 1} of 3 a minute`);
-  t.equal(await refusal(limits.admitOpen(bob)), 'rate_limited', 'the fourth in a minute');
+  for (let i = 0; i < 3; i++) t.equal(await refusal(limits.admitOpen(bob, newSessionId())), undefined, `open ${i + 1} of 3 a minute`);
+  t.equal(await refusal(limits.admitOpen(bob, newSessionId())), 'rate_limited', 'the fourth in a minute');
   now += 20_000;
-  t.equal(await refusal(limits.admitOpen(bob)), undefined, 'one more 20 s later');
+  t.equal(await refusal(limits.admitOpen(bob, newSessionId())), undefined, 'one more 20 s later');
 
   // 1600 B/s: chunks of 100 B. The first frame takes a chunk; the next ones spend it locally.
   const first = limits.admitInput(bob, 10);

@@ -85,6 +85,26 @@ t.test('open on node 1, attach on node 2, type on node 3: same session, same byt
   for (const client of [opener, viewer, typist]) client.close();
 });
 
+t.test('a burst of input frames reaches the owner in order, batched behind the publish in flight', async (t) => {
+  const [a] = nodes as [NodeProcess];
+  const client = await TestClient.connect(a.url);
+  const { sid } = await client.request({ t: 'open', kind: 'echo' });
+  const monitor = new Redis(redis.url);
+  t.teardown(() => monitor.disconnect());
+  const publishes: string[] = [];
+  const watching = await monitor.monitor();
+  watching.on('monitor', (_time: string, args: string[]) => {
+    if (args[0]?.toLowerCase() === 'publish' && args[1] === sessionControl(sid)) publishes.push(args[1]);
+  });
+  const frames = Array.from({ length: 200 }, (_, i) => `${i}|`);
+  for (const data of frames) client.send({ t: 'in', sid, data: Buffer.from(data) });
+  await client.waitForOutput(sid, '199|');
+  t.equal(client.text(sid), frames.join(''), '200 frames, echoed in the order sent');
+  t.ok(publishes.length < frames.length / 4, `in ${publishes.length} publishes, not one per frame`);
+  watching.disconnect();
+  client.close();
+});
+
 t.test('kill -9 of the edge: resume through another node, zero bytes lost or repeated', async (t) => {
   const edge = await addNode('edge-victim', ['--role', 'edge']);
   await until(async () => (await liveNodes(nodes[0]!)).includes('edge-victim'), 'edge registered');

@@ -122,6 +122,8 @@ t.test('a keeper whose buffer fills while no node is there pauses the program in
   const resumed = await TestClient.connect(second.url);
   await resumed.request({ t: 'attach', sid, from: seen.length });
   await resumed.waitForOutput(sid, 'finished', 30_000);
+  // The shell creates the marker just after it prints "finished": wait for that step too.
+  await until(() => existsSync(marker), 'the marker written after "finished"');
   t.ok(existsSync(marker), 'with a node back the program ran to its end');
   const text = Buffer.concat([seen, resumed.bytes(sid)]).toString();
   const numbers = [...text.matchAll(/^(?:[#$] )?(\d+)\r?$/gm)].map((m) => Number(m[1]));

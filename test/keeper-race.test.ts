@@ -69,7 +69,9 @@ t.test('another node took the session over while its node was away: the higher e
 
   const again = await host('r-a', ['--keeper-grace-ms', '0']);
   await until(() => !isAlive(keptPid), 'the kept copy is ended once r-a is back');
-  t.ok(again.logs.some((l) => l.includes('kept terminal ended: another node took the session over') && l.includes(sid)), 'r-a says why');
+  // The keeper ends the shell before it replies, and r-a logs on the reply: wait for the line.
+  await until(() => again.logs.some((l) => l.includes('kept terminal ended: another node took the session over') && l.includes(sid)), 'r-a says why');
+  t.pass('r-a says why');
   const probe = await KeeperProbe.connect(keeperSocketFor('r-a'));
   t.equal(await probe.session(sid), undefined, "r-a's keeper holds nothing of it");
   probe.close();

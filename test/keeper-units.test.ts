@@ -3,7 +3,7 @@
  * settings.
  */
 import t from 'tap';
-import { OutputBuffer } from '../src/keeper/output-buffer.js';
+import { BUFFER_FLOOR, BufferBudget, OutputBuffer } from '../src/keeper/output-buffer.js';
 import { encodeKeeperFrame, FrameReader, MAX_KEEPER_FRAME } from '../src/keeper/protocol.js';
 import { defaultKeeperSocket, MAX_SOCKET_PATH } from '../src/keeper/paths.js';
 import { loadConfig } from '../src/config/config.js';
@@ -51,6 +51,49 @@ t.test('output buffer: rebase to a log head resends from it; outside what is hel
   t.throws(() => b.rebase(10), RangeError, 'past the output');
 });
 
+t.test('output buffer: the window beyond the floor is lent from the keeper-wide budget', async (t) => {
+  const MiB = 1024 * 1024;
+  let replenished = 0;
+  const budget = new BufferBudget(3 * MiB, () => replenished++);
+  const a = new OutputBuffer(0, 2 * MiB, 0, budget);
+  const b = new OutputBuffer(0, 2 * MiB, 0, budget);
+  a.push(new Uint8Array(2 * MiB));
+  t.ok(a.full, 'one terminal stops at its own ceiling');
+  t.equal(budget.used, 2 * MiB, 'and counts its unacknowledged bytes in the budget');
+  b.push(new Uint8Array(BUFFER_FLOOR - 1));
+  t.notOk(b.full, 'below the floor, with budget left');
+  b.push(new Uint8Array(MiB - BUFFER_FLOOR + 1));
+  t.ok(budget.spent, '3 MiB held: the budget is spent');
+  t.ok(b.full, 'a terminal past the floor waits while the budget is spent');
+  const c = new OutputBuffer(0, 2 * MiB, 0, budget);
+  c.push(new Uint8Array(BUFFER_FLOOR - 1));
+  t.notOk(c.full, 'the floor is every terminal\'s own, budget or not');
+  c.push(new Uint8Array(1));
+  t.ok(c.full, 'and no more than the floor');
+  a.confirm(MiB / 2);
+  t.ok(budget.spent, 'an ack that leaves the budget above three quarters changes nothing (no flapping)');
+  t.equal(replenished, 0);
+  a.confirm(2 * MiB);
+  t.notOk(budget.spent, 'below three quarters the budget is lent again');
+  t.equal(replenished, 1, 'and the keeper is told, to resume the terminals it held');
+  t.notOk(b.full);
+  t.equal(budget.used, MiB + BUFFER_FLOOR);
+  b.rebase(0);
+  t.equal(budget.used, MiB + BUFFER_FLOOR, 'a rebase to where it stood counts the same');
+  b.release();
+  c.release();
+  t.equal(budget.used, 0, 'terminals gone give back what they held');
+  t.equal(a.unconfirmed, 0);
+  a.push(new Uint8Array(MiB));
+  budget.limit = MiB;
+  budget.add(0);
+  t.ok(budget.spent, 'a smaller limit counts as spent at once');
+  budget.limit = 4 * MiB;
+  budget.add(0);
+  t.notOk(budget.spent, 'a larger one lends again at once');
+  t.equal(replenished, 2);
+});
+
 t.test('framing: frames split and joined anywhere decode the same; oversized and non-map frames are refused', async (t) => {
   const frames = [
     encodeKeeperFrame({ t: 'data', sid: 's', off: 5, data: bytes('x'.repeat(1000)) }),
@@ -76,7 +119,8 @@ t.test('settings: keeper mode, socket, buffer, grace; the default socket is per 
   t.equal(c.keeper, 'auto');
   t.equal(c.keeperSocket, defaultKeeperSocket('n1'));
   t.match(c.keeperSocket, /keeper-n1\.sock$/);
-  t.equal(c.keeperBuffer, 256 * 1024);
+  t.equal(c.keeperBuffer, 1024 * 1024);
+  t.equal(c.keeperBudget, 64 * 1024 * 1024);
   const long = 'n'.repeat(128);
   t.ok(Buffer.byteLength(defaultKeeperSocket(long)) <= MAX_SOCKET_PATH, 'a long node id is hashed into a short socket name');
   t.not(defaultKeeperSocket(long), defaultKeeperSocket('m'.repeat(128)));
@@ -86,6 +130,8 @@ t.test('settings: keeper mode, socket, buffer, grace; the default socket is per 
   t.throws(() => loadConfig(['--keeper-socket', 'relative.sock'], {}), /SWITCHBOARD_KEEPER_SOCKET: must be an absolute path/);
   t.throws(() => loadConfig(['--keeper-socket', '/' + 'x'.repeat(120)], {}), /SWITCHBOARD_KEEPER_SOCKET: must be at most 107 bytes/);
   t.throws(() => loadConfig(['--keeper-buffer', '1'], {}), /SWITCHBOARD_KEEPER_BUFFER/);
+  t.equal(loadConfig([], { SWITCHBOARD_KEEPER_BUDGET: '1GiB' }).keeperBudget, 1024 * 1024 * 1024);
+  t.throws(() => loadConfig([], { SWITCHBOARD_KEEPER_BUDGET: '4KiB' }), /SWITCHBOARD_KEEPER_BUDGET/);
 });
 
 t.test('switchboard keeper options', async (t) => {

@@ -178,3 +178,21 @@ t.test('a real node: keystrokes and opens through the edge', async (t) => {
   t.equal(server.node.nodeInfo().keystrokeP99Ms, server.node.metrics.keystrokeP99Ms(), 'and puts it in its registry entry');
   t.equal(sample(text, 'switchboard_bus_undecodable_total'), 0);
 });
+
+t.test('batched input follows the registry: off while an older host (no controlBatches) is live', async (t) => {
+  const server = await startNode();
+  t.teardown(() => server.stop());
+  const scrape = async (): Promise<number | undefined> => sample(await (await fetch(`${server.http}/metrics`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).text(), 'switchboard_control_batching');
+  const c = await TestClient.connect(server.url);
+  t.teardown(() => c.close());
+  // Every open reads the registry (placement), and so refreshes what the edge knows.
+  await c.request({ t: 'open', kind: 'echo' });
+  t.equal(await scrape(), 1, 'only hosts of this version: batches');
+  const { controlBatches: _, ...older } = { ...server.node.nodeInfo(), id: 'older-host', role: 'host' as const, draining: true };
+  await server.node.seams.registry.heartbeat(older, 60_000);
+  await c.request({ t: 'open', kind: 'echo' });
+  t.equal(await scrape(), 0, 'an older host is live: one message per publish');
+  await server.node.seams.registry.remove('older-host');
+  await c.request({ t: 'open', kind: 'echo' });
+  t.equal(await scrape(), 1, 'it left: batches again');
+});

@@ -48,7 +48,7 @@ t.test('postgres store', async (t) => {
 
 t.test('migrations', async (t) => {
   const versions = (await loadMigrations()).map((m) => m.version);
-  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations'], 'found in order');
+  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations', '007_session_output_lz4'], 'found in order');
 
   t.test('are applied once and recorded once each', async (t) => {
     const pool = await freshPool(t, false);
@@ -60,6 +60,22 @@ t.test('migrations', async (t) => {
     const tables = await pool.query<{ table_name: string }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`);
     t.strictSame(tables.rows.map((r) => r.table_name), ['audit_events', 'schema_migrations', 'session_events', 'session_output', 'session_reservations', 'sessions', 'share_links']);
+  });
+
+  t.test('new archive rows are compressed with lz4 where the server has it', async (t) => {
+    const pool = await freshPool(t);
+    const { rows: [setting] } = await pool.query<{ compression: string | null }>(
+      `SELECT attcompression::text AS compression FROM pg_attribute WHERE attrelid = 'session_output'::regclass AND attname = 'data'`);
+    // This machine's PostgreSQL 15 is built with lz4 (Debian's is): the setting must be there.
+    t.equal(setting!.compression, 'l', 'session_output.data is set to lz4');
+    // Compressible and above TOAST's ~2 KB threshold, like an archive segment of output.
+    const segment = Buffer.from('$ ls -la\r\n'.repeat(2_000));
+    await pool.query('INSERT INTO session_output (sid, off, data) VALUES ($1, 0, $2)', ['lz4-check', segment]);
+    const { rows: [row] } = await pool.query<{ method: string | null; stored: number; data: Buffer }>(
+      `SELECT pg_column_compression(data) AS method, pg_column_size(data) AS stored, data FROM session_output WHERE sid = 'lz4-check'`);
+    t.equal(row!.method, 'lz4', 'the row was compressed with lz4');
+    t.ok(row!.stored < segment.length / 4, `stored ${row!.stored} of ${segment.length} bytes`);
+    t.ok(row!.data.equals(segment), 'and reads back byte for byte');
   });
 
   t.test('run concurrently from several pools, each applied exactly once', async (t) => {
@@ -87,7 +103,7 @@ t.test('migrations', async (t) => {
     t.strictSame(rows.map((r) => r.version), ['001_ok'], 'the good one stays recorded');
     const half = await pool.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'half'`);
     t.equal(half.rowCount, 0, 'the bad one left nothing behind');
-    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations'], 'the pool still works (lock released)');
+    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations', '007_session_output_lz4'], 'the pool still works (lock released)');
   });
 });
 
@@ -271,7 +287,73 @@ t.test('archive writer', async (t) => {
     w2.push('s', 1, 600, Buffer.alloc(600, 'b'));
     await until(() => sized.rows.length > 0, 'the size-triggered flush');
     t.equal(Buffer.concat(sized.rows.map((r) => r.data)).length, 1200, 'without waiting for the (hour-long) timer');
-    t.ok(sized.rows.every((r) => r.data.length <= 1024), 'rows stay within flushBytes');
+  });
+
+  t.test('small rows of many sessions wait for the timer until flushBytes pile up', async (t) => {
+    const sink = new FakeSink();
+    const w = new ArchiveWriter(sink, { flushIntervalMs: 3_600_000, flushBytes: 4096, maxRowBytes: 1000 });
+    t.teardown(() => w.close());
+    for (let i = 0; i < 5; i++) w.push(`s${i}`, 1, 0, Buffer.alloc(600, String(i)));
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(sink.rows.length, 0, '3,000 bytes pending in five rows, below flushBytes: nothing written yet');
+    t.equal(w.stats().pendingBytes, 3000);
+    w.push('s5', 1, 0, Buffer.alloc(600, '5'));
+    w.push('s6', 1, 0, Buffer.alloc(600, '6'));
+    await until(() => w.stats().pendingBytes === 0, 'the flush flushBytes started');
+    t.equal(sink.rows.length, 7, 'every row written');
+  });
+
+  t.test('a session whose row fills starts a flush at once; rows stay within maxRowBytes', async (t) => {
+    const sink = new FakeSink();
+    const w = new ArchiveWriter(sink, { flushIntervalMs: 3_600_000, flushBytes: 1 << 20, maxRowBytes: 1000 });
+    t.teardown(() => w.close());
+    w.push('s', 1, 0, Buffer.alloc(400, 'a'));
+    w.push('s', 1, 400, Buffer.alloc(400, 'b'));
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(sink.rows.length, 0, '800 bytes in one row that still has room: no flush');
+    w.push('s', 1, 800, Buffer.alloc(400, 'c'));
+    await until(() => w.stats().pendingBytes === 0, 'the flush the full row started');
+    t.same(sink.rows.map((r) => [r.off, r.data.length]), [[0, 800], [800, 400]],
+      'the third push did not fit the first row: a new row, and the flush without waiting for the (hour-long) timer');
+  });
+
+  t.test('a flush of many small rows pauses between its slices; one a full row started does not', async (t) => {
+    const recordingPacer = (pauses: number[]) => ({
+      pause: (ms: number) => {
+        pauses.push(ms);
+        return new Promise<void>((resolve) => setImmediate(resolve));
+      },
+      hurry: () => {},
+    });
+    const calm: number[] = [];
+    const w1 = new ArchiveWriter(new FakeSink(), { flushIntervalMs: 3_600_000, pacer: recordingPacer(calm) });
+    t.teardown(() => w1.close());
+    for (let i = 0; i < 1_200; i++) w1.push(`s${i}`, 1, 0, Buffer.from('k'));
+    await w1.flush();
+    t.same(calm, [250, 250], 'three slices, spread out (the pause capped at 250 ms)');
+
+    const busy: number[] = [];
+    const w2 = new ArchiveWriter(new FakeSink(), { flushIntervalMs: 3_600_000, maxRowBytes: 1000, pacer: recordingPacer(busy) });
+    t.teardown(() => w2.close());
+    for (let i = 0; i < 1_200; i++) w2.push(`s${i}`, 1, 0, Buffer.from('k'));
+    w2.push('flood', 1, 0, Buffer.alloc(600));
+    w2.push('flood', 1, 600, Buffer.alloc(600)); // the row is full: a flush at once
+    await until(() => w2.stats().pendingBytes === 0, 'the flush the full row started');
+    t.same(busy, [0, 0], 'the same slices back to back: a busy session\'s bytes do not wait');
+
+    // The same, but the first try fails: its retry is not paced either.
+    const retried: number[] = [];
+    const down = new FakeSink();
+    down.failing = true;
+    const w3 = new ArchiveWriter(down, { flushIntervalMs: 3_600_000, maxRowBytes: 1000, retryDelayMs: 1, maxRetryDelayMs: 1, pacer: recordingPacer(retried) });
+    t.teardown(() => w3.close());
+    for (let i = 0; i < 1_200; i++) w3.push(`s${i}`, 1, 0, Buffer.from('k'));
+    w3.push('flood', 1, 0, Buffer.alloc(600));
+    w3.push('flood', 1, 600, Buffer.alloc(600));
+    await until(() => w3.stats().failedFlushes > 0, 'the first try to fail');
+    down.failing = false;
+    await until(() => w3.stats().pendingBytes === 0, 'the retry');
+    t.ok(retried.length > 0 && retried.every((ms) => ms === 0), `the retry's slices back to back too (${retried.join(', ')})`);
   });
 
   t.test('a failed flush is retried with the same rows; later pushes go to new rows', async (t) => {
@@ -295,7 +377,7 @@ t.test('archive writer', async (t) => {
   t.test('the backlog is bounded: the oldest bytes are dropped and counted', async (t) => {
     const sink = new FakeSink();
     sink.failing = true;
-    const w = new ArchiveWriter(sink, { flushIntervalMs: 3_600_000, retryDelayMs: 3_600_000, maxBacklogBytes: 100, flushBytes: 30 });
+    const w = new ArchiveWriter(sink, { flushIntervalMs: 3_600_000, retryDelayMs: 3_600_000, maxBacklogBytes: 100, flushBytes: 30, maxRowBytes: 30 });
     t.teardown(() => w.close());
     for (let i = 0; i < 10; i++) w.push('s', 1, i * 30, Buffer.alloc(30, String(i)));
     t.match(w.stats(), { pendingBytes: 100, droppedBytes: 200 });

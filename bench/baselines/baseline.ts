@@ -15,7 +15,7 @@ import { echoSpecs, measureTyping, type Ctx } from '../measure.js';
 import { LoadPool, workerCount } from '../pool.js';
 import type { WatchedProc } from '../proc-stats.js';
 import type { BenchResult } from '../result.js';
-import type { Target } from '../target.js';
+import { settleDisk, type Target } from '../target.js';
 
 export const BASELINE_TOKEN = 'baseline-token';
 
@@ -69,6 +69,7 @@ export async function startBaseline(start: (redisUrl: string) => Promise<Baselin
     await stop([...live]);
     throw err;
   }
+  await settleDisk();
   return {
     edges: servers.edges,
     token: BASELINE_TOKEN,

@@ -12,8 +12,9 @@ export interface SessionAccess {
   /**
    * Rejects `rate_limited` when the principal may not open a session now; else holds
    * its place under the session cap until the caller releases it (placement answered).
+   * `sid`: the session the open means to create (its record replaces the place).
    */
-  admitOpen(p: Principal): Promise<Admission>;
+  admitOpen(p: Principal, sid: SessionId): Promise<Admission>;
   /** undefined: admitted now; else a promise that resolves when admitted or rejects `rate_limited`. */
   admitInput(p: Principal, bytes: number): Promise<void> | undefined;
   audit(type: SessionAuditType, sid: SessionId, epoch: Epoch, p: Principal, addr: string, detail?: Record<string, unknown>): void;
@@ -27,7 +28,7 @@ export const UNCHECKED_ACCESS: SessionAccess = Object.freeze({
 
 export function sessionAccess(limits: PrincipalLimits, auditor: Auditor): SessionAccess {
   return {
-    admitOpen: (p) => limits.admitOpen(p),
+    admitOpen: (p, sid) => limits.admitOpen(p, sid),
     admitInput: (p, bytes) => limits.admitInput(p, bytes),
     audit: (type, sid, epoch, p, addr, detail) => auditor.session(type, sid, epoch, p, addr, detail),
   };

@@ -16,11 +16,11 @@
  *   can so overspend by at most one chunk per principal, and unspent chunks lapse after
  *   a second; N nodes never allow N times the rate.
  */
-import { randomUUID } from 'node:crypto';
 import { SwitchboardError } from '../errors/errors.js';
 import type { DropReporter } from '../util/dropped.js';
 import type { Limiter, LimitRule } from '../limit/limiter.js';
 import type { Store } from '../store/store.js';
+import type { SessionId } from '../util/ids.js';
 import { isLimited, type Principal } from './principal.js';
 
 export interface PrincipalLimitSettings {
@@ -74,19 +74,19 @@ export class PrincipalLimits {
   /**
    * Before placing a session: a place under the principal's session cap, then its open
    * rate (an open refused for the cap uses no rate). The caller releases the admission
-   * once the placement is answered.
+   * once the placement is answered. The place is named after `sid`, the session the open
+   * means to create: once its record exists the place stops counting (store.ts).
    */
-  async admitOpen(p: Principal): Promise<Admission> {
+  async admitOpen(p: Principal, sid: SessionId): Promise<Admission> {
     if (!isLimited(p)) return NOTHING_HELD;
-    const id = randomUUID();
     const now = this.now();
-    const r = await this.store.reserveSession(p.name, id, this.settings.maxSessions, now + RESERVATION_TTL_MS, now);
+    const r = await this.store.reserveSession(p.name, sid, this.settings.maxSessions, now + RESERVATION_TTL_MS, now);
     if (!r.ok) {
       this.refused.sessions++;
       throw new SwitchboardError('rate_limited', `${p.name} has ${r.count} sessions running or opening, the most one principal may have (SWITCHBOARD_MAX_SESSIONS_PER_PRINCIPAL=${this.settings.maxSessions}); kill one, then open again`, { temporary: false });
     }
     const admission: Admission = {
-      release: () => this.store.releaseReservation(id).catch(this.dropped('session reservation release', { principal: p.name })),
+      release: () => this.store.releaseReservation(sid).catch(this.dropped('session reservation release', { principal: p.name })),
     };
     let d;
     try {

@@ -124,6 +124,8 @@ export interface Config {
   readonly keeperSocket: string;
   /** Output per terminal the keeper holds for the node before pausing the program. */
   readonly keeperBuffer: number;
+  /** All terminals' output held together beyond which each is held to 256 KiB. */
+  readonly keeperBudget: number;
   /** How long other nodes wait for a vanished node to come back to its kept terminals. */
   readonly keeperGraceMs: number;
   /** A keeper this node starts ends its terminals after this long without any node; 0: never. */
@@ -393,6 +395,7 @@ const SETTINGS: Array<Setting<keyof Config>> = [
   { key: 'keeper', env: 'SWITCHBOARD_KEEPER', parse: choice<KeeperMode>('auto', 'external', 'off') },
   { key: 'keeperSocket', env: 'SWITCHBOARD_KEEPER_SOCKET', parse: socketPath },
   { key: 'keeperBuffer', env: 'SWITCHBOARD_KEEPER_BUFFER', parse: bytesBetween(4 * KiB, 1024 * MiB) },
+  { key: 'keeperBudget', env: 'SWITCHBOARD_KEEPER_BUDGET', parse: bytesBetween(1 * MiB, 64 * 1024 * MiB) },
   { key: 'keeperGraceMs', env: 'SWITCHBOARD_KEEPER_GRACE_MS', parse: integer(0, 3_600_000) },
   { key: 'keeperOrphanMs', env: 'SWITCHBOARD_KEEPER_ORPHAN_MS', parse: integer(0, 604_800_000) },
   { key: 'logLevel', env: 'SWITCHBOARD_LOG_LEVEL', parse: choice('debug', 'info', 'warn', 'error') },
@@ -455,7 +458,12 @@ export const DEFAULTS = {
   retentionMs: 7 * 86_400_000,
   keeper: 'auto' as KeeperMode,
   keeperSocket: undefined,
-  keeperBuffer: 256 * KiB,
+  // A flood moves at most keeperBuffer per keeper → log → keeper round trip: 1 MiB gave
+  // 25-36 MB/s on the bench box against 22-25 with 256 KiB; 2 MiB only ~5% more
+  // (docs/bench.md round 8). Beyond 256 KiB it is lent from the keeper-wide budget, so
+  // thousands of flooding terminals stay bounded.
+  keeperBuffer: MiB,
+  keeperBudget: 64 * MiB,
   keeperGraceMs: 5_000,
   keeperOrphanMs: 3_600_000,
   logLevel: 'info' as const,

@@ -23,6 +23,11 @@ export class Attachment {
   overWatermark = false;
   /** When it went over the high watermark (a writer pausing the session since then). */
   overSince = 0;
+  /**
+   * Replaying: how far the log's head was ahead of `next` at the last read. A writer this
+   * far behind is as slow as one with that much unacknowledged: flow control counts it.
+   */
+  behind = 0;
   /** A live event arrived while replaying: read the log once more before going live. */
   missedWhileReplaying = false;
   /** Non-output frames (resized, owner, exit) held until the replay caught up. */
@@ -45,6 +50,7 @@ export class Attachment {
 
   /** Bytes sent but not acknowledged, as the flow-control watermarks see them. */
   unacked(bufferedBytes: number): number {
-    return this.acked === undefined ? bufferedBytes : Math.max(this.next - this.acked, bufferedBytes);
+    const sent = this.acked === undefined ? bufferedBytes : Math.max(this.next - this.acked, bufferedBytes);
+    return this.state === 'replaying' ? sent + this.behind : sent;
   }
 }

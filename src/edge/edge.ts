@@ -35,7 +35,7 @@ import type { ControlMessage, InputCommand, OpenRequest, WatchCommand } from '..
 import type { Rpc } from '../node/rpc.js';
 import { MemoryLimiter } from '../limit/memory-limiter.js';
 import { Attachment } from './attachment.js';
-import { InputHold } from './input-hold.js';
+import { ControlOutbox } from './control-outbox.js';
 import { dropReporter, type DropReporter } from '../util/dropped.js';
 import { ClientConn, type SocketLike } from './client-conn.js';
 import { pickHost } from './placement.js';
@@ -69,6 +69,10 @@ const NO_OWNER_RETRY_MS = 500;
 /** Input held per session while it has no owner, and for how long at most. */
 const HELD_INPUT_BYTES = 64 * 1024;
 const HELD_INPUT_MS = 10_000;
+/** Input queued per session behind a publish still in flight (a slow bus). */
+const QUEUED_INPUT_BYTES = 1024 * 1024;
+/** Seconds between registry reads that tell whether every host takes batched input. */
+const HOSTS_READ_TICKS = 5;
 /**
  * Most output a screen snapshot replays (the newest bytes of the window): parsing costs
  * ~200 ms of CPU per MiB whatever the replay window is configured to.
@@ -130,8 +134,16 @@ export class Edge {
   private readonly dropped: DropReporter;
   /** The registry read in flight, if any, shared by concurrent opens. */
   private nodesRead: Promise<NodeInfo[]> | undefined;
-  private readonly inputHold = new InputHold({ maxBytesPerSession: HELD_INPUT_BYTES, maxAgeMs: HELD_INPUT_MS },
-    (item, sid, why) => this.refuseInput(item.client, sid, why));
+  /** Input and resizes to owners, in order across takeovers (held while a session has none). */
+  private readonly outbox = new ControlOutbox(
+    { maxBytesPerSession: HELD_INPUT_BYTES, maxAgeMs: HELD_INPUT_MS, maxQueuedBytesPerSession: QUEUED_INPUT_BYTES },
+    {
+      publish: (sid, payload) => this.deps.bus.publish(sessionControl(sid), payload),
+      watches: (sid) => this.watched.has(sid),
+      refuse: (item, sid, why) => this.refuseInput(item.client, sid, why),
+      busFailed: (item, sid, err) => this.sendError(item.client, new SwitchboardError('unavailable', 'the message bus is unreachable; input was not delivered, try again', { retryMs: BACKEND_RETRY_MS, cause: err }), undefined, sid),
+    },
+  );
   private holdTimer: NodeJS.Timeout | undefined;
   /** Writers above the high watermark: each pauses its session for everyone. */
   private readonly pausing = new Set<Attachment>();
@@ -143,6 +155,7 @@ export class Edge {
     const m = deps.metrics;
     m.register('switchboard_open_queue', 'Opens waiting for a placement slot on this edge', 'gauge', () => this.opens.queued);
     m.register('switchboard_opens_refused_total', 'Opens refused unavailable: placement queue full', 'counter', () => this.opensRefused);
+    m.register('switchboard_control_batching', 'Whether this edge sends input queued behind a publish as one batch: 1 once every live host takes batches (0 during a rollout from older hosts)', 'gauge', () => (this.outbox.batching ? 1 : 0));
     m.register('switchboard_snapshot_queue', 'Screen snapshots waiting for a worker thread', 'gauge', () => this.snapshots.queued);
     m.register('switchboard_snapshots_refused_total', 'Attaches refused unavailable: snapshot queue full', 'counter', () => this.snapshotsRefused);
     m.register('switchboard_snapshot_failures_total', 'Snapshots that failed (worker error or timeout) and fell back to a replay', 'counter', () => this.snapshots.failures);
@@ -171,10 +184,13 @@ export class Edge {
   }
 
   start(): void {
+    let ticks = 0;
     this.holdTimer = setInterval(() => {
-      this.inputHold.expire();
+      this.outbox.expire();
       this.detachSlowWriters();
+      if (++ticks % HOSTS_READ_TICKS === 0) void this.liveNodes().catch(() => {});
     }, 1_000);
+    void this.liveNodes().catch(() => {});
     this.holdTimer.unref();
     this.deps.bus.onRestore(() => {
       // Events published while the bus was down are lost: catch everyone up from the log.
@@ -460,29 +476,11 @@ export class Edge {
   }
 
   /**
-   * Publishes to the session's owner without waiting: the bus keeps one connection's
-   * publishes in order, and `in` is the hot path (no promise of our own per keystroke).
+   * Sends to the session's owner without waiting (`in` is the hot path: no promise of
+   * our own per keystroke), in order with everything this edge sent it before.
    */
   private control(client: ClientConn, sid: SessionId, message: ControlMessage): void {
-    const payload = encodeValue(message);
-    // Input queued behind earlier input that found no owner keeps its order.
-    if (this.inputHold.isHolding(sid)) {
-      this.inputHold.hold(sid, { client, payload });
-      return;
-    }
-    this.publishControl(client, sid, payload, true);
-  }
-
-  private publishControl(client: ClientConn, sid: SessionId, payload: Uint8Array, mayHold: boolean): void {
-    this.deps.bus.publish(sessionControl(sid), payload).then((receivers) => {
-      if (receivers > 0) return;
-      // Nobody runs the session right now (its node died; a takeover is under way):
-      // hold the input for the new owner, or say so, rather than let it vanish.
-      if (mayHold && this.watched.has(sid)) this.inputHold.hold(sid, { client, payload });
-      else this.refuseInput(client, sid, 'no node runs the session right now');
-    }, (err: unknown) => {
-      this.sendError(client, new SwitchboardError('unavailable', 'the message bus is unreachable; input was not delivered, try again', { retryMs: BACKEND_RETRY_MS, cause: err }), undefined, sid);
-    });
+    this.outbox.send(sid, client, encodeValue(message));
   }
 
   /**
@@ -493,6 +491,9 @@ export class Edge {
     if (!this.nodesRead) {
       const read = this.deps.registry.list();
       this.nodesRead = read;
+      read.then((nodes) => {
+        this.outbox.batching = nodes.every((n) => n.role === 'edge' || n.controlBatches === true);
+      }, () => {});
       const done = (): void => {
         if (this.nodesRead === read) this.nodesRead = undefined;
       };
@@ -551,10 +552,13 @@ export class Edge {
     this.checkSize(frame.spec.cols, frame.spec.rows);
     checkOpen(principal);
     const started = performance.now();
-    const admission = await this.access.admitOpen(principal);
+    // Named before placing, so the place under the session cap and the session's record
+    // share it (a retry on another host takes a fresh id when the client chose none).
+    const sid = frame.sid ?? newSessionId();
+    const admission = await this.access.admitOpen(principal, sid);
     // The place under the session cap is given back once the host answered (its record
     // counts from then on), before the client hears; or if the open never ran.
-    const placing = this.opens.tryRun(() => this.placeNow(frame, principal.name).finally(admission.release));
+    const placing = this.opens.tryRun(() => this.placeNow(frame, principal.name, sid).finally(admission.release));
     if (placing) placing.catch(admission.release);
     else void admission.release();
     if (placing) {
@@ -568,7 +572,7 @@ export class Edge {
     throw new SwitchboardError('unavailable', `this node has ${this.opens.queued} opens waiting already; retry in ${retryMs} ms, or open through another node`, { retryMs });
   }
 
-  private async placeNow(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: string): Promise<{ sid: SessionId; node: NodeId; epoch: Epoch }> {
+  private async placeNow(frame: Pick<OpenFrame, 'spec' | 'sid'>, principal: string, firstSid: SessionId): Promise<{ sid: SessionId; node: NodeId; epoch: Epoch }> {
     if (frame.sid !== undefined) {
       // A client-chosen id must be new. A host refuses a clash too, but only after taking
       // a lease and touching the log; one read here answers it first, with a clear message.
@@ -592,7 +596,7 @@ export class Edge {
       const host = pickHost(nodes, tried, Math.random, frame.spec.kind);
       if (!host) break;
       tried.add(host.id);
-      const sid = frame.sid ?? newSessionId();
+      const sid = attempt === 0 ? firstSid : frame.sid ?? newSessionId();
       const request: Omit<OpenRequest, 'rid'> = { t: 'open', e: this.options.nodeId, sid, spec: frame.spec, owner: principal };
       try {
         const reply = await this.deps.rpc.call<OpenRequest>(nodeInbox(host.id), request, OPEN_TIMEOUT_MS);
@@ -741,7 +745,7 @@ export class Edge {
     if (!w || !w.attachments.delete(a)) return;
     if (tellHost) this.sendWatch(w);
     if (w.attachments.size === 0) {
-      this.inputHold.drop(a.sid, 'no client here watches the session any more');
+      this.outbox.drop(a.sid, 'no client here watches the session any more');
       this.watched.delete(a.sid);
       w.unsubscribe?.();
       w.unsubscribe = undefined;
@@ -806,9 +810,9 @@ export class Edge {
     }
     if (event.t === 'owner') {
       // The new owner listens already (it announces only then): what waited goes now.
-      for (const item of this.inputHold.release(w.sid)) if (!item.client.closed) this.publishControl(item.client, w.sid, item.payload, false);
+      this.outbox.ownerAnnounced(w.sid);
     }
-    if (event.t === 'exit') this.inputHold.drop(w.sid, 'the session ended');
+    if (event.t === 'exit') this.outbox.drop(w.sid, 'the session ended');
     for (const a of w.attachments) {
       if (a.state === 'live') a.client.socket.send(payload);
       else if (a.state !== 'closed') a.held.push(payload);
@@ -890,6 +894,11 @@ export class Edge {
           if (a.isWriter) this.updateFlow(a);
           return;
         }
+        // A writer replaying far behind a fast producer would never catch up (a replay
+        // step is a log read; a flood of ~40 MB/s outran it and the writer stayed ~10
+        // MB/s behind for good): counted in flow control, it pauses the session meanwhile.
+        a.behind = Math.max(0, read.head - a.next);
+        if (a.isWriter) this.updateFlow(a);
         if (a.next >= read.head && !a.missedWhileReplaying) break;
       }
     } catch (err) {
@@ -899,6 +908,8 @@ export class Edge {
       return;
     }
     a.state = 'live';
+    a.behind = 0;
+    if (a.isWriter) this.updateFlow(a);
     const held = a.held;
     a.held = [];
     for (const frame of held) a.client.socket.send(frame);

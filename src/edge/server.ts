@@ -387,6 +387,9 @@ export class Server {
             });
           }
           if (reply.aborted) return;
+          // Known issue (docs/operations.md): uWebSockets.js may close this socket 1006 right
+          // here when the upgrade resizes it in place. Upgrading outside cork avoids that but
+          // prints a warning per upgrade; cork stays until a release handles it.
           res.cork(() => res.upgrade<SocketData>({ principal, ip }, key, chosenProtocol(protocols), extensions, context));
         }).catch((err: unknown) => {
           logger.error('upgrade failed', { err: String(err) });

@@ -30,6 +30,7 @@ import { replyError, type Rpc } from '../node/rpc.js';
 import type { Metrics } from '../node/metrics.js';
 import { HostedSession, MAX_QUEUED_INPUT_BYTES, type HostedSessionDeps } from './hosted-session.js';
 import { dropReporter, type DropReporter } from '../util/dropped.js';
+import { SlicePacer, slicePause } from '../util/paced.js';
 import { hasPtyRoom, ptyUsage } from '../backend/pty-capacity.js';
 
 export interface HostOptions {
@@ -75,7 +76,7 @@ const CLIENTS_FLUSH_MS = 3_000;
  */
 const ACTIVITY_FLUSH_MS = 30_000;
 /** Sessions one activity/client-count write carries at most (see flushTouches). */
-const TOUCH_SLICE = 1_000;
+const TOUCH_SLICE = 500;
 /** How often edges that left the registry are forgotten (their watches no longer count). */
 const EDGE_CHECK_MS = 2_000;
 /** Owner records read per round trip when verifying ownership. */
@@ -101,6 +102,7 @@ export class Host {
   /** Sessions the idle reaper ended, with when it sent SIGHUP: their exit reason says why. */
   private readonly idleEnded = new Map<SessionId, number>();
   private readonly dirtyActivity = new Set<SessionId>();
+  private readonly touchPacer = new SlicePacer();
   private readonly dirtyClients = new Set<SessionId>();
   private readonly fenced = new Set<SessionId>();
   draining = false;
@@ -134,9 +136,9 @@ export class Host {
     // flat however many sessions are idle.
     this.watchTimer = setInterval(() => void this.forgetDeadEdges(), EDGE_CHECK_MS);
     this.watchTimer.unref();
-    this.activityTimer = setInterval(() => void this.flushTouches(this.dirtyActivity), ACTIVITY_FLUSH_MS);
+    this.activityTimer = setInterval(() => void this.flushTouches(this.dirtyActivity, ACTIVITY_FLUSH_MS / 2), ACTIVITY_FLUSH_MS);
     this.activityTimer.unref();
-    this.clientsTimer = setInterval(() => void this.flushTouches(this.dirtyClients), CLIENTS_FLUSH_MS);
+    this.clientsTimer = setInterval(() => void this.flushTouches(this.dirtyClients, CLIENTS_FLUSH_MS / 2), CLIENTS_FLUSH_MS);
     this.clientsTimer.unref();
     const ttl = this.options.idleTtlMs ?? 0;
     if (ttl > 0) {
@@ -278,13 +280,19 @@ export class Host {
   }
 
   private onControl(session: HostedSession, payload: Uint8Array): void {
-    let message: ControlMessage;
+    let decoded: ControlMessage | ControlMessage[];
     try {
-      message = decodeMessage(payload) as ControlMessage;
+      decoded = decodeMessage(payload) as ControlMessage | ControlMessage[];
     } catch {
       this.deps.metrics?.undecodable.inc();
       return;
     }
+    // An edge sends what queued behind its previous publish as one array, in order.
+    if (Array.isArray(decoded)) for (const message of decoded) this.control(session, message);
+    else this.control(session, decoded);
+  }
+
+  private control(session: HostedSession, message: ControlMessage): void {
     switch (message.t) {
       case 'in': {
         if (!session.write(message.data)) {
@@ -434,8 +442,8 @@ export class Host {
     return epoch;
   }
 
-  /** Activity and client counts of every changed session, in one store write. */
-  private async flushTouches(dirty: Set<SessionId>): Promise<void> {
+  /** Activity and client counts of every changed session, in slices spread over `spreadMs`. */
+  private async flushTouches(dirty: Set<SessionId>, spreadMs: number): Promise<void> {
     if (dirty.size === 0) return;
     const touches: SessionTouch[] = [];
     for (const sid of dirty) {
@@ -443,9 +451,12 @@ export class Host {
       if (s) touches.push({ sid, epoch: s.epoch, lastActivity: s.lastActivity, clients: s.clients });
     }
     dirty.clear();
-    // In slices, yielding between them: one statement for 10,000 sessions is ~tens of ms
-    // of synchronous work (arrays built and serialised) that would hold every keystroke.
+    // In slices, spread out (util/paced.ts): one statement for 10,000 sessions is ~tens of
+    // ms of synchronous work here and ~150 ms of PostgreSQL's, either of which would hold
+    // every keystroke in flight.
+    const pause = slicePause(Math.ceil(touches.length / TOUCH_SLICE), spreadMs);
     for (let at = 0; at < touches.length; at += TOUCH_SLICE) {
+      if (at > 0) await this.touchPacer.pause(pause);
       const slice = touches.slice(at, at + TOUCH_SLICE);
       await this.deps.store.touchSessions(slice).catch((err) => {
         this.deps.logger.warn('recording session activity failed', { sessions: slice.length, err: String(err) });
@@ -681,6 +692,7 @@ export class Host {
     clearInterval(this.activityTimer);
     clearInterval(this.clientsTimer);
     clearInterval(this.idleTimer);
+    this.touchPacer.hurry();
     for (const { session } of [...this.sessions.values()]) session.fence();
   }
 }

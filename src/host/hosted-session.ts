@@ -46,7 +46,7 @@ function flushThisTurn(session: HostedSession): void {
 function flushAll(): void {
   const sessions = toFlush;
   toFlush = [];
-  for (const s of sessions) s.flush();
+  for (const s of sessions) s.flushUnlessPaused();
 }
 
 export interface HostedSessionDeps {
@@ -119,10 +119,13 @@ export class HostedSession implements OutputPipelineDeps {
     if (this.state !== 'running' || this.handingOff) return;
     this.pending.push(data);
     this.pendingBytes += data.length;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      flushThisTurn(this);
-    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    flushThisTurn(this);
   }
 
   /** The fencing token every write of ours carries; it changes only on a reclaim. */
@@ -140,22 +143,40 @@ export class HostedSession implements OutputPipelineDeps {
     return this.output.state === 'holding';
   }
 
+  /**
+   * While paused, output read since stays here until the pause lifts. A kept terminal
+   * reads up to a whole keeper window (1 MiB) past its node's last ack before the pause
+   * reaches it; sent on, that burst would land on the writer that asked for the pause,
+   * which is already behind. Held, it costs no more memory: the keeper stops at its
+   * window, any other backend stops reading. Drain and exit flush regardless (flush()).
+   */
+  flushUnlessPaused(): void {
+    this.flushScheduled = false;
+    if (!this.backendPaused) this.flush();
+  }
+
   /** Hands this turn's output to the pipeline, one chunk per MAX_OUT_CHUNK, in order. */
   flush(): void {
     this.flushScheduled = false;
     if (this.pendingBytes === 0 || this.state !== 'running') return;
     const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
+    // Emptied in place, not replaced: a new array per flush lived until the session's next
+    // output (a second, at typing speed), so every young-generation GC promoted it.
+    this.pending.length = 0;
     this.pendingBytes = 0;
     this.lastActivity = Date.now();
-    for (let at = 0; at < all.length; at += MAX_OUT_CHUNK) {
-      const data = all.subarray(at, Math.min(all.length, at + MAX_OUT_CHUNK));
-      const off = this.head;
-      this.head += data.length;
-      this.output.push({ off, data });
-    }
+    // The common case goes without a view: subarray() of a small typed array moves its
+    // bytes off the V8 heap (a new ArrayBuffer per keystroke).
+    if (all.length <= MAX_OUT_CHUNK) this.pushChunk(all);
+    else for (let at = 0; at < all.length; at += MAX_OUT_CHUNK) this.pushChunk(all.subarray(at, Math.min(all.length, at + MAX_OUT_CHUNK)));
     this.updateFlow();
     this.deps.onActivity?.(this);
+  }
+
+  private pushChunk(data: Uint8Array): void {
+    const off = this.head;
+    this.head += data.length;
+    this.output.push({ off, data });
   }
 
   /** Stop everything at once: another node owns the session now. */
@@ -335,7 +356,10 @@ export class HostedSession implements OutputPipelineDeps {
     if (pause === this.backendPaused) return;
     this.backendPaused = pause;
     if (pause) this.backend.pause();
-    else this.backend.resume();
+    else {
+      this.backend.resume();
+      if (this.pendingBytes > 0) this.scheduleFlush();
+    }
   }
 
   get paused(): boolean {

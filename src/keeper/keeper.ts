@@ -27,7 +27,7 @@ import { PtyBackend } from '../backend/pty-backend.js';
 import { SwitchboardError, toSwitchboardError } from '../errors/errors.js';
 import type { NodeId, SessionId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
-import { OutputBuffer } from './output-buffer.js';
+import { BufferBudget, DEFAULT_BUFFER_BUDGET, OutputBuffer } from './output-buffer.js';
 import {
   encodeKeeperFrame, FrameReader, KEEPER_PROTOCOL_VERSION,
   type AttachRequest, type BufferLimits, type KeeperToNode, type KeptExit, type KeptOrigin, type KeptSessionInfo,
@@ -229,7 +229,7 @@ class KeptPty {
   }
 
   /** Paused while the node asks, or while the buffer is full (whether a node is there or not). */
-  private updatePause(): void {
+  updatePause(): void {
     if (this.exit) return;
     const pause = (this.owner !== null && this.nodePaused) || this.buffer.full;
     if (pause === this.paused) return;
@@ -252,6 +252,10 @@ class KeptPty {
 export class Keeper {
   private server: Server | undefined;
   private readonly ptys = new Map<SessionId, KeptPty>();
+  /** Output window lent beyond each terminal's floor; a node sets its size at spawn/attach. */
+  private readonly budget = new BufferBudget(DEFAULT_BUFFER_BUDGET, () => {
+    for (const pty of this.ptys.values()) pty.updatePause();
+  });
   private readonly connections = new Set<Connection>();
   private timer: NodeJS.Timeout | undefined;
   /** Last time a node was connected (or the keeper started). */
@@ -429,15 +433,17 @@ export class Keeper {
         pty.output(Buffer.from(m.data));
         break;
       case 'release':
-        if (pty.exit) this.ptys.delete(pty.sid);
+        if (pty.exit) this.forget(pty);
         break;
     }
   }
 
   private spawn(conn: Connection, m: SpawnRequest): void {
     if (this.ptys.has(m.sid)) throw new SwitchboardError('conflict', `the keeper holds session ${m.sid} already`);
+    this.setBudget(m);
     const pty = new PtyBackend(m.spec);
-    const kept = new KeptPty(m.sid, m.epoch, { spec: m.spec, owner: m.owner, createdAt: m.createdAt }, new OutputBuffer(m.base, m.maxBuffer, m.retain), pty);
+    const buffer = new OutputBuffer(m.base, m.maxBuffer, m.retain, this.budget);
+    const kept = new KeptPty(m.sid, m.epoch, { spec: m.spec, owner: m.owner, createdAt: m.createdAt }, buffer, pty);
     kept.owner = conn;
     this.ptys.set(m.sid, kept);
     this.logger.info('terminal started', { sid: m.sid, pid: pty.pid, node: conn.node, epoch: m.epoch, base: m.base });
@@ -448,6 +454,7 @@ export class Keeper {
     const pty = this.ptys.get(m.sid);
     if (!pty) throw new SwitchboardError('not_found', `the keeper holds no session ${m.sid}`);
     if (m.epoch < pty.epoch) throw new SwitchboardError('conflict', `session ${m.sid}: epoch ${m.epoch} is fenced off; the keeper saw epoch ${pty.epoch}`);
+    this.setBudget(m);
     try {
       pty.attach(conn, m.epoch, m.from, m);
     } catch (err) {
@@ -465,9 +472,21 @@ export class Keeper {
     return pty;
   }
 
+  /** The budget is one per keeper; the last node to spawn or attach names its size. */
+  private setBudget(limits: BufferLimits): void {
+    if (limits.budget === undefined || limits.budget === this.budget.limit) return;
+    this.budget.limit = limits.budget;
+    this.budget.add(0); // spent or lendable again under the new limit
+  }
+
+  private forget(pty: KeptPty): void {
+    this.ptys.delete(pty.sid);
+    pty.buffer.release();
+  }
+
   /** Kills a terminal and forgets it at once (its exit is not wanted). */
   private end(pty: KeptPty, signal: string): void {
-    this.ptys.delete(pty.sid);
+    this.forget(pty);
     pty.owner = null;
     pty.pty.kill(signal);
   }

@@ -84,6 +84,11 @@ export interface BufferLimits {
   maxBuffer: number;
   /** Acknowledged output kept anyway, for a node whose log lives in its own memory. */
   retain: number;
+  /**
+   * Unacknowledged output of all the keeper's terminals together beyond which each is
+   * held to the floor (src/keeper/output-buffer.ts). Absent from older nodes: the default.
+   */
+  budget?: number;
 }
 
 // ─── node → keeper

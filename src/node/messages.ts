@@ -2,7 +2,8 @@
  * Messages nodes send each other over the Bus (never seen by clients). MessagePack
  * maps like the wire frames, with a `t` discriminant.
  *
- *   edge ──sessionControl(sid)──▶ owner host      in · resize · watch · kill
+ *   edge ──sessionControl(sid)──▶ owner host      in · resize · watch · kill (in and resize
+ *                                                 also as an array of them, in order)
  *   edge ──nodeInbox(host)──────▶ host            open
  *   host ──nodeInbox(edge)──────▶ edge            ack (input counter) · refused (input dropped) · reply
  *   host ──sessionEvents(sid)───▶ every edge      out · resized · owner · exit (client frames)

@@ -97,7 +97,7 @@ export class SwitchboardNode {
         // A memory log dies with the node: the keeper then keeps a replay window of output
         // the log had confirmed too, so a restarted node can replay it.
         const retain = config.redisUrls.length === 0 ? config.replayBytes : 0;
-        keeper = new KeeperTerminals(this.keeperLink, { maxBuffer: config.keeperBuffer, retain }, backends);
+        keeper = new KeeperTerminals(this.keeperLink, { maxBuffer: config.keeperBuffer, retain, budget: config.keeperBudget }, backends);
       }
       this.host = new Host({
         nodeId: config.nodeId,
@@ -250,7 +250,8 @@ export class SwitchboardNode {
       rss: process.memoryUsage.rss(),
       cpu: this.lastCpu,
       keystrokeP99Ms: this.metrics.keystrokeP99Ms(),
-      ...(this.host ? this.terminalHealth() : {}),
+      // Its host reads input batched in arrays (edges batch only once every host does).
+      ...(this.host ? { ...this.terminalHealth(), controlBatches: true } : {}),
     };
   }
 

@@ -40,6 +40,11 @@ export interface NodeInfo {
   /** PTYs in use on its machine and the kernel's limit (kernel.pty.nr, kernel.pty.max). */
   ptys?: number;
   ptyMax?: number;
+  /**
+   * Its host takes `in` and `resize` control messages batched in arrays. Absent on older
+   * nodes: while any live host lacks it, edges send one message per publish.
+   */
+  controlBatches?: boolean;
 }
 
 export interface Registry {

@@ -2,8 +2,8 @@
  * Write-behind copy of session output into the archive, off the output hot path.
  *
  *   host ──push(sid, epoch, off, data)──▶ pending segments ──every flushIntervalMs or
- *        256 KiB──▶ multi-row INSERTs of ≤ 500 rows (sink.archiveBatch), one after another
- *        ──a slice fails──▶ it goes back to the front, retried
+ *        flushBytes──▶ multi-row INSERTs of ≤ 500 rows (sink.archiveBatch), spread over
+ *        up to half the interval ──a slice fails──▶ it goes back to the front, retried
  *
  * Contiguous pushes of one session under one epoch are coalesced into one segment (one
  * row), copied into the segment's own growing buffer: a keystroke's bytes wait ~10 s for
@@ -24,12 +24,18 @@
  */
 import type { Epoch, Offset, SessionId } from '../util/ids.js';
 import type { ArchiveRow, ArchiveSink } from './postgres-store.js';
+import { SlicePacer, slicePause } from '../util/paced.js';
 
 export interface ArchiveWriterOptions {
   /** Longest a pushed byte waits before a flush starts. */
   flushIntervalMs?: number;
-  /** Pending bytes that start a flush at once. Also the largest coalesced row. */
+  /** Pending bytes that start a flush at once. */
   flushBytes?: number;
+  /**
+   * The largest coalesced row: a session's contiguous output beyond it starts a new row,
+   * and a flush at once.
+   */
+  maxRowBytes?: number;
   /** Pending bytes kept while writes fail; beyond it the oldest are dropped. */
   maxBacklogBytes?: number;
   /** First retry delay after a failed flush; doubles up to maxRetryDelayMs. */
@@ -37,6 +43,8 @@ export interface ArchiveWriterOptions {
   maxRetryDelayMs?: number;
   /** Called for each failed flush (for logging); the data stays pending. */
   onError?: (err: unknown) => void;
+  /** Paces a flush's slices (tests pass one that records the pauses asked for). */
+  pacer?: Pick<SlicePacer, 'pause' | 'hurry'>;
 }
 
 export interface ArchiveWriterStats {
@@ -52,7 +60,13 @@ const SLICE_SEGMENTS = 500;
 
 const DEFAULTS = {
   flushIntervalMs: 250,
-  flushBytes: 256 * 1024,
+  // Not smaller: at 10,000 sessions typing, 256 KiB filled every ~1.6 s, long before the
+  // interval, so rows held ~1.6 keystrokes each (0.6 rows per keystroke for PostgreSQL
+  // to insert and index); 4 MiB lets the interval set the pace. A busy session does not
+  // wait for it: a full row (maxRowBytes) starts a flush (statements of many 256 KiB rows
+  // cost PostgreSQL ~3× the CPU per byte of one-row statements, measured with a flood).
+  flushBytes: 4 * 1024 * 1024,
+  maxRowBytes: 256 * 1024,
   maxBacklogBytes: 16 * 1024 * 1024,
   retryDelayMs: 250,
   maxRetryDelayMs: 5000,
@@ -75,6 +89,9 @@ interface Segment {
 
 export class ArchiveWriter {
   private readonly options: typeof DEFAULTS & Pick<ArchiveWriterOptions, 'onError'>;
+  private readonly pacer: Pick<SlicePacer, 'pause' | 'hurry'>;
+  /** A session's row filled since the last flush started: its bytes should not wait. */
+  private fullRowWaiting = false;
   /** Oldest first. */
   private pending: Segment[] = [];
   /** Each session's newest unsealed segment, the one a contiguous push extends. */
@@ -94,7 +111,9 @@ export class ArchiveWriter {
   private closed = false;
 
   constructor(private readonly sink: ArchiveSink, options: ArchiveWriterOptions = {}) {
-    this.options = { ...DEFAULTS, ...stripUndefined(options) };
+    const { pacer, ...rest } = options;
+    this.options = { ...DEFAULTS, ...stripUndefined(rest) };
+    this.pacer = pacer ?? new SlicePacer();
   }
 
   push(sid: SessionId, epoch: Epoch, off: Offset, data: Uint8Array): void {
@@ -104,11 +123,13 @@ export class ArchiveWriter {
       return;
     }
     const seg = this.open.get(sid);
-    if (seg && !seg.sealed && seg.epoch === epoch && seg.off + seg.bytes === off && seg.bytes + data.length <= this.options.flushBytes) {
+    const continues = seg !== undefined && !seg.sealed && seg.epoch === epoch && seg.off + seg.bytes === off;
+    const fits = continues && seg.bytes + data.length <= this.options.maxRowBytes;
+    if (fits) {
       const end = seg.start + seg.bytes;
       if (end + data.length > seg.buf.length) {
-        // Doubling, but never past flushBytes: a segment holds at most that (checked above).
-        const grown = Buffer.allocUnsafe(Math.min(this.options.flushBytes, Math.max(2 * seg.bytes, seg.bytes + data.length)));
+        // Doubling, but never past maxRowBytes: a segment holds at most that (checked above).
+        const grown = Buffer.allocUnsafe(Math.min(this.options.maxRowBytes, Math.max(2 * seg.bytes, seg.bytes + data.length)));
         seg.buf.copy(grown, 0, seg.start, end);
         seg.buf = grown;
         seg.start = 0;
@@ -124,8 +145,13 @@ export class ArchiveWriter {
     }
     this.pendingBytes += data.length;
     this.enforceBacklog();
-    // While the database fails, the retry timer paces the attempts, not the pushes.
-    if (this.pendingBytes >= this.options.flushBytes && this.consecutiveFailures === 0) this.flushSoon(0);
+    // A full row goes at once (a busy session's output is written in rows of maxRowBytes,
+    // one statement each, as it comes); many sessions' small rows wait for the interval
+    // unless flushBytes pile up. While the database fails, the retry timer paces the
+    // attempts, not the pushes.
+    const rowFilled = continues && !fits;
+    if (rowFilled) this.fullRowWaiting = true;
+    if ((rowFilled || this.pendingBytes >= this.options.flushBytes) && this.consecutiveFailures === 0) this.flushSoon(0);
     else this.flushSoon(this.options.flushIntervalMs);
   }
 
@@ -150,6 +176,7 @@ export class ArchiveWriter {
     if (this.closed) return this.tail;
     this.closed = true;
     this.clearTimer();
+    this.pacer.hurry();
     try {
       await this.flush();
     } catch {
@@ -172,18 +199,32 @@ export class ArchiveWriter {
   }
 
   /**
-   * Writes what is pending now in slices of SLICE_SEGMENTS rows, letting the event loop
-   * run between them: building and sending one statement is synchronous work, and 10,000
-   * sessions' rows in one go held a host's loop for ~60 ms every flush (a p99 spike for
-   * every keystroke in flight). A failed slice stops the flush (the rest stays pending).
+   * Writes what is pending now in slices of SLICE_SEGMENTS rows, spread over up to half
+   * the flush interval (util/paced.ts): building and sending one statement is synchronous
+   * work, and 10,000 sessions' rows in one go held a host's loop for ~60 ms every flush;
+   * in slices back to back, PostgreSQL then took a whole core for ~150 ms. Either was a
+   * p99 spike for every keystroke in flight. A failed slice stops the flush (the rest
+   * stays pending); close() cuts the pauses short.
    */
   private async writePending(): Promise<void> {
     let left = this.pending.length;
+    const pause = slicePause(Math.ceil(left / SLICE_SEGMENTS), this.options.flushIntervalMs / 2);
+    // A full row is a busy session's output, which the Redis log keeps only for its last
+    // replayBytes (a flood's for milliseconds): such a flush, or one that a row fills
+    // meanwhile, goes at full speed so readers falling behind find it archived.
+    const urgent = this.fullRowWaiting;
+    this.fullRowWaiting = false;
     while (left > 0 && this.pending.length > 0) {
       const n = Math.min(left, SLICE_SEGMENTS);
       left -= n;
-      await this.writeSlice(n);
-      if (left > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      try {
+        await this.writeSlice(n);
+      } catch (err) {
+        // The full row is pending again: the retry must not be paced either.
+        if (urgent) this.fullRowWaiting = true;
+        throw err;
+      }
+      if (left > 0) await this.pacer.pause(urgent || this.fullRowWaiting ? 0 : pause);
     }
   }
 

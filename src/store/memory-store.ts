@@ -70,7 +70,7 @@ export class MemoryStore implements Store {
     let count = 0;
     for (const [rid, r] of this.reservations) {
       if (r.expiresAt <= now) this.reservations.delete(rid);
-      else if (r.owner === owner) count++;
+      else if (r.owner === owner && !this.sessions.has(rid)) count++;
     }
     for (const r of this.sessions.values()) if (r.owner === owner && (r.status === 'starting' || r.status === 'running')) count++;
     if (count >= max) return { ok: false, count };

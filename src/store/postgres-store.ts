@@ -478,12 +478,14 @@ export class PostgresStore implements Store, ArchiveSink {
       await client.query('DELETE FROM session_reservations WHERE owner = $1 AND expires_at <= $2', [owner, new Date(now)]);
       const { rows } = await client.query<{ n: string }>(
         `SELECT (SELECT count(*) FROM sessions WHERE owner = $1 AND status IN ('starting', 'running'))
-              + (SELECT count(*) FROM session_reservations WHERE owner = $1) AS n`,
+              + (SELECT count(*) FROM session_reservations r WHERE r.owner = $1
+                   AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sid = r.id)) AS n`,
         [owner],
       );
       const count = Number(rows[0]!.n);
       if (count >= max) return { ok: false, count };
-      await client.query('INSERT INTO session_reservations (id, owner, expires_at) VALUES ($1, $2, $3)', [id, owner, new Date(expiresAt)]);
+      // Two opens naming the same sid share a place (only one can create it): no error.
+      await client.query('INSERT INTO session_reservations (id, owner, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [id, owner, new Date(expiresAt)]);
       return { ok: true, count };
     });
   }

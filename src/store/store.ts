@@ -20,9 +20,11 @@
  * - `reserveSession(owner, id, max, expiresAt, now)` counts the owner's starting and
  *   running sessions plus its reservations unexpired at `now`; below `max` it adds
  *   reservation `id` and answers ok. Atomic per owner: of opens racing on any nodes, at
- *   most `max` minus the count pass. `releaseReservation(id)` removes it (unknown ids
- *   are fine). A session is briefly counted twice (its record and its reservation,
- *   until released): the cap may refuse early for that moment, never overshoot.
+ *   most `max` minus the count pass. `id` is the sid the open means to create: once
+ *   that session's record exists the reservation no longer counts (the record does), so
+ *   an open is never counted twice between its record and its release. Reserving an id
+ *   held already is not an error. `releaseReservation(id)` removes it (unknown ids are
+ *   fine).
  *
  * Session status machine: starting → running → exited | lost; running → running with a
  * new node and epoch on failover.

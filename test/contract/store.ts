@@ -351,6 +351,21 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     t.match(await store.reserveSession(owner, `${owner}-later`, 4, now + 120_000, now + 60_000), { ok: true, count: 1 }, 'reservations lapse at their expiry');
   });
 
+  t.test('reserveSession: an open whose record exists is counted once, before its place is released', async (t) => {
+    const store = await setup(t);
+    const owner = unique('opening');
+    const first = sessionRecord({ owner, status: 'starting' });
+    t.match(await store.reserveSession(owner, first.sid, 2, T0 + 60_000, T0), { ok: true, count: 0 });
+    await store.createSession(first); // the host's record, before the edge releases the place
+    t.match(await store.reserveSession(owner, unique('second'), 2, T0 + 60_000, T0), { ok: true, count: 1 },
+      'the first open counts once: the record, not the record and its place');
+    t.match(await store.reserveSession(owner, unique('third'), 2, T0 + 60_000, T0), { ok: false, count: 2 }, 'and the cap still holds');
+    const other = unique('other-owner');
+    const shared = unique('chosen-sid');
+    t.match(await store.reserveSession(other, shared, 3, T0 + 60_000, T0), { ok: true, count: 0 });
+    t.match(await store.reserveSession(other, shared, 3, T0 + 60_000, T0), { ok: true, count: 1 }, 'two opens naming one sid: no error, counted once');
+  });
+
   t.test('audit events: kept in order, filtered by type, newest limit', async (t) => {
     const store = await setup(t);
     const type = unique('login');
