@@ -236,9 +236,24 @@ let auth: AuthState | undefined;
 let wentLive = false;
 let signInNoticed = false;
 
+/** What #auth shows now ('' for nothing), so an unchanged view is not rebuilt. */
+let authView = '';
+
+/**
+ * Shows "Sign in" or "<name> · Sign out". Called on every status change, and the
+ * reconnect countdown changes the status every second: rebuilding the same link each
+ * time would swallow a click whose press and release straddle the rebuild.
+ */
 function renderAuth(): void {
+  const holdsCredential = urlToken !== null || auth?.tokenCookie === true;
+  const view = !auth?.oidc ? ''
+    : auth.signedIn ? `out:${auth.principal ?? ''}`
+      : holdsCredential && (wentLive || link.connects <= 1) ? ''
+        : `in:${location.pathname}${location.search}`;
+  if (view === authView) return;
+  authView = view;
   authEl.textContent = '';
-  if (!auth?.oidc) return;
+  if (!auth?.oidc || view === '') return;
   if (auth.signedIn) {
     authEl.append(`${auth.principal ?? ''} · `);
     const out = document.createElement('button');
@@ -249,8 +264,6 @@ function renderAuth(): void {
     authEl.append(out);
     return;
   }
-  const holdsCredential = urlToken !== null || auth.tokenCookie === true;
-  if (holdsCredential && (wentLive || link.connects <= 1)) return;
   const a = document.createElement('a');
   a.className = 'signin';
   a.textContent = 'Sign in';

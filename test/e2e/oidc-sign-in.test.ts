@@ -42,6 +42,15 @@ t.test('sign in and out from the page', { skip: existsSync(CHROMIUM) ? false : `
   await signIn.waitFor();
   t.equal(await signIn.textContent(), 'Sign in', 'no credential: the page offers Sign in');
   t.match(await signIn.getAttribute('href'), /^\/auth\/login\?return=%2F/);
+  // Without a credential the page keeps retrying, and its status line changes under the
+  // link; the link must stay the same element (one rebuilt between a click's press and
+  // release swallows the click).
+  const link = await signIn.elementHandle();
+  for (let change = 0; change < 2; change++) {
+    const status = await page.locator('#state').textContent();
+    await page.waitForFunction((before) => document.getElementById('state')!.textContent !== before, status);
+  }
+  t.ok(await link!.evaluate((el) => el.isConnected), 'the link outlives status changes');
 
   await signIn.click();
   await page.waitForURL((u) => u.origin === provider.issuer);
