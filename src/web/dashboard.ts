@@ -156,8 +156,32 @@ function render(v: ClusterView): void {
   renderSessions(v.sessions, now);
 }
 
+/**
+ * Each node's Drain button, kept across refreshes: the table is rebuilt every second,
+ * and a click whose press and release straddled a rebuild was lost with a new button.
+ * The same element moved into the new row still receives the release.
+ */
+const drainButtons = new Map<string, { button: HTMLButtonElement; node: NodeView }>();
+
+function drainButton(n: NodeView): HTMLButtonElement {
+  let held = drainButtons.get(n.id);
+  if (!held) {
+    const button = el('button');
+    button.dataset.drain = n.id;
+    const entry = { button, node: n };
+    button.addEventListener('click', () => confirmDrain(entry.node));
+    drainButtons.set(n.id, entry);
+    held = entry;
+  }
+  held.node = n;
+  held.button.textContent = n.draining ? 'draining' : 'Drain';
+  held.button.disabled = n.draining || drainRequested.has(n.id);
+  return held.button;
+}
+
 function renderNodes(nodes: readonly NodeView[], now: number, total: { sessions: number; clients: number; capacity: number }): void {
   const body = document.querySelector('#nodes tbody')!;
+  for (const id of drainButtons.keys()) if (!nodes.some((n) => n.id === id)) drainButtons.delete(id);
   const rows: HTMLTableRowElement[] = [];
   const ids = nodes.map((n) => n.id);
   for (const n of nodes) {
@@ -178,12 +202,8 @@ function renderNodes(nodes: readonly NodeView[], now: number, total: { sessions:
       bar.append(fill);
       cap.append(bar, document.createTextNode(formatPercent(c.used)));
     }
-    const drain = el('button', n.draining ? 'draining' : 'Drain');
-    drain.disabled = n.draining || drainRequested.has(n.id);
-    drain.dataset.drain = n.id;
-    drain.addEventListener('click', () => confirmDrain(n));
     const action = el('td');
-    action.append(drain);
+    action.append(drainButton(n));
     tr.append(
       name, el('td', c.role, 'role'), el('td', c.health, 'health'), el('td', c.keeper, `keeper${n.keeper === 'down' ? ' bad' : ''}`),
       cell('sessions', c.sessions), cell('clients', c.clients), cap, cell('ptys', c.ptys),

@@ -119,6 +119,7 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missi
   t.match(await text(page, '#legend-clients'), /node-1 3/, 'the clients chart ends at 3 for node-1');
 
   // Drain asks first; Cancel changes nothing.
+  const drainButton = await page.locator('button[data-drain="node-2"]').elementHandle();
   await page.click('button[data-drain="node-2"]');
   await page.waitForSelector('dialog#confirm[open]');
   t.match(await text(page, '#confirm-title'), /Drain node-2\?/);
@@ -127,6 +128,8 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missi
   await page.waitForSelector('dialog#confirm:not([open])', { state: 'attached' });
   const seen = await page.evaluate(() => window.__dashboard!.refreshes);
   await page.waitForFunction((n) => window.__dashboard!.refreshes >= n + 2, seen);
+  // The table is rebuilt on every refresh; a button rebuilt under a click would lose it.
+  t.ok(await drainButton!.evaluate((b) => b.isConnected), 'the Drain button is the same element after refreshes');
   t.equal(node2.proc.exitCode, null, 'cancel: node-2 still runs');
   t.equal(await text(page, 'tr[data-node="node-2"] td.health'), 'ok', 'cancel: node-2 is not draining');
 
