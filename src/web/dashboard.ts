@@ -157,31 +157,55 @@ function render(v: ClusterView): void {
 }
 
 /**
- * Each node's Drain button, kept across refreshes: the table is rebuilt every second,
- * and a click whose press and release straddled a rebuild was lost with a new button.
- * The same element moved into the new row still receives the release.
+ * Elements a click may land on, kept across the tables' once-a-second rebuild: a click
+ * whose press and release straddled a rebuild was lost on a new element, while the same
+ * element moved into the new row still receives the release.
  */
-const drainButtons = new Map<string, { button: HTMLButtonElement; node: NodeView }>();
+class KeptElements<T extends HTMLElement> {
+  private readonly byKey = new Map<string, T>();
+  private used = new Set<string>();
+
+  get(key: string, make: () => T): T {
+    this.used.add(key);
+    let e = this.byKey.get(key);
+    if (!e) {
+      e = make();
+      this.byKey.set(key, e);
+    }
+    return e;
+  }
+
+  /** Forgets the elements not asked for since the last sweep (their rows are gone). */
+  sweep(): void {
+    for (const key of this.byKey.keys()) if (!this.used.has(key)) this.byKey.delete(key);
+    this.used = new Set();
+  }
+}
+
+const drainButtons = new KeptElements<HTMLButtonElement>();
+const sessionLinks = new KeptElements<HTMLAnchorElement>();
+/** The nodes of the last answer, for a Drain button's click. */
+const nodesShown = new Map<string, NodeView>();
 
 function drainButton(n: NodeView): HTMLButtonElement {
-  let held = drainButtons.get(n.id);
-  if (!held) {
-    const button = el('button');
-    button.dataset.drain = n.id;
-    const entry = { button, node: n };
-    button.addEventListener('click', () => confirmDrain(entry.node));
-    drainButtons.set(n.id, entry);
-    held = entry;
-  }
-  held.node = n;
-  held.button.textContent = n.draining ? 'draining' : 'Drain';
-  held.button.disabled = n.draining || drainRequested.has(n.id);
-  return held.button;
+  const button = drainButtons.get(n.id, () => {
+    const b = el('button');
+    b.dataset.drain = n.id;
+    b.addEventListener('click', () => {
+      const shown = nodesShown.get(n.id);
+      if (shown) confirmDrain(shown);
+    });
+    return b;
+  });
+  button.textContent = n.draining ? 'draining' : 'Drain';
+  button.disabled = n.draining || drainRequested.has(n.id);
+  return button;
 }
 
 function renderNodes(nodes: readonly NodeView[], now: number, total: { sessions: number; clients: number; capacity: number }): void {
   const body = document.querySelector('#nodes tbody')!;
-  for (const id of drainButtons.keys()) if (!nodes.some((n) => n.id === id)) drainButtons.delete(id);
+  nodesShown.clear();
+  for (const n of nodes) nodesShown.set(n.id, n);
   const rows: HTMLTableRowElement[] = [];
   const ids = nodes.map((n) => n.id);
   for (const n of nodes) {
@@ -225,6 +249,7 @@ function renderNodes(nodes: readonly NodeView[], now: number, total: { sessions:
     rows.push(tr);
   }
   body.replaceChildren(...rows);
+  drainButtons.sweep();
 }
 
 function cell(name: string, text: string): HTMLTableCellElement {
@@ -280,10 +305,12 @@ function renderSessions(sessions: readonly SessionView[], now: number): void {
     const tr = el('tr');
     tr.dataset.sid = s.sid;
     const sid = el('td', undefined, 'mono');
-    const link = el('a', s.sid);
-    link.href = `/?sid=${encodeURIComponent(s.sid)}`;
-    link.title = 'open this session in the terminal page';
-    sid.append(link);
+    sid.append(sessionLinks.get(s.sid, () => {
+      const link = el('a', s.sid);
+      link.href = `/?sid=${encodeURIComponent(s.sid)}`;
+      link.title = 'open this session in the terminal page';
+      return link;
+    }));
     tr.append(sid, el('td', s.node), el('td', s.kind), el('td', s.owner), cell('clients', String(s.clients)),
       cell('age', formatAge(now - Date.parse(s.createdAt))), cell('bytes', formatBytes(s.bytes)));
     return tr;
@@ -296,6 +323,7 @@ function renderSessions(sessions: readonly SessionView[], now: number): void {
     rows.push(tr);
   }
   document.querySelector('#sessions tbody')!.replaceChildren(...rows);
+  sessionLinks.sweep();
 }
 
 // ─── drain ────────────────────────────────────────────────────────────────────

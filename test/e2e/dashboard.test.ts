@@ -120,6 +120,7 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missi
 
   // Drain asks first; Cancel changes nothing.
   const drainButton = await page.locator('button[data-drain="node-2"]').elementHandle();
+  const sessionLink = await page.locator(`#sessions tr[data-sid="${sids[0]}"] a`).elementHandle();
   await page.click('button[data-drain="node-2"]');
   await page.waitForSelector('dialog#confirm[open]');
   t.match(await text(page, '#confirm-title'), /Drain node-2\?/);
@@ -130,6 +131,7 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missi
   await page.waitForFunction((n) => window.__dashboard!.refreshes >= n + 2, seen);
   // The table is rebuilt on every refresh; a button rebuilt under a click would lose it.
   t.ok(await drainButton!.evaluate((b) => b.isConnected), 'the Drain button is the same element after refreshes');
+  t.ok(await sessionLink!.evaluate((a) => a.isConnected), 'and so is a session\'s link');
   t.equal(node2.proc.exitCode, null, 'cancel: node-2 still runs');
   t.equal(await text(page, 'tr[data-node="node-2"] td.health'), 'ok', 'cancel: node-2 is not draining');
 
