@@ -42,12 +42,19 @@ async function runBaseline(ctx: Ctx, result: BenchResult): Promise<void> {
   result.ratio = ratio(result, b, `switchboard ÷ ${baseline === 'relay' ? RELAY_SYSTEM : SOCKETIO_SYSTEM}`);
 }
 
+/** Exit codes for a run stopped by a signal (128 + its number, as a shell reports it). */
+const STOP_SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+
 async function runScenario(o: Options, ctx: Ctx): Promise<BenchResult> {
   let target: Target | undefined;
-  const interrupt = (): void => {
-    void (target?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  // Every stop signal, not only Ctrl-C: left to its default, SIGTERM ends the process
+  // without its exit handlers, and Redis, PostgreSQL (a daemon) and the keepers (detached
+  // on purpose) outlived the run.
+  const interrupt = (signal: keyof typeof STOP_SIGNALS): void => {
+    ctx.log(`${signal}: stopping what the run started`);
+    void (target?.stop() ?? Promise.resolve()).finally(() => process.exit(STOP_SIGNALS[signal]));
   };
-  process.once('SIGINT', interrupt);
+  for (const signal of Object.keys(STOP_SIGNALS) as Array<keyof typeof STOP_SIGNALS>) process.once(signal, interrupt);
   try {
     target = await startTarget(o, ctx.log);
     const result = await SCENARIO_RUNS[o.scenario](ctx, target);
@@ -57,7 +64,7 @@ async function runScenario(o: Options, ctx: Ctx): Promise<BenchResult> {
     await runBaseline(ctx, result);
     return result;
   } finally {
-    process.off('SIGINT', interrupt);
+    for (const signal of Object.keys(STOP_SIGNALS)) process.off(signal, interrupt);
     await target?.stop();
   }
 }

@@ -2,7 +2,8 @@
  * `switchboard cluster` leaves nothing running when it cannot start: a missing program
  * is reported before anything starts; a part failing after others started (HAProxy, a
  * node) and Ctrl-C in the middle of the start stop everything started (PostgreSQL is a
- * daemon, not a child, and used to survive). Each run gets a private TMPDIR and a marker
+ * daemon, not a child, and used to survive). `switchboard bench` stopped by SIGTERM in the
+ * middle of a run leaves nothing either (its keepers and PostgreSQL used to survive). Each run gets a private TMPDIR and a marker
  * in its environment, so its processes can be told from everyone else's.
  */
 import t, { type Test } from 'tap';
@@ -44,12 +45,17 @@ interface Run {
 }
 
 function startCluster(t: Test, args: string[], env: Record<string, string>): Run {
+  return startCli(t, ['cluster', '--token', 'robust-test-token-0123', ...args], env);
+}
+
+/** A CLI command with a private TMPDIR and a mark in its environment. */
+function startCli(t: Test, args: string[], env: Record<string, string>): Run {
   const dir = mkdtempSync(join(tmpdir(), 'sb-robust-'));
   // PostgreSQL runs as its own user and must reach its data dir inside this one.
   chmodSync(dir, 0o755);
   const mark = `SWITCHBOARD_TEST_MARK=${randomBytes(9).toString('base64url')}`;
   const [k, v] = mark.split('=') as [string, string];
-  const proc = spawn(process.execPath, [MAIN, 'cluster', '--token', 'robust-test-token-0123', ...args], {
+  const proc = spawn(process.execPath, [MAIN, ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', TMPDIR: dir, [k]: v, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -156,4 +162,14 @@ t.test("each node's keeper lives in the cluster's own dir and stops with the clu
   await until(() => !alive(pid), 'the keeper to exit');
   t.notOk(alive(pid), 'stopping the cluster stopped its keeper');
   t.notOk(existsSync(cluster.dir), 'and removed the dir');
+});
+
+t.test('bench stopped by SIGTERM while it measures: everything it started is stopped', async (t) => {
+  const run = startCli(t, ['bench', 'echo', '--sessions', '20', '--duration', '60', '--warmup', '1'], {});
+  // Progress lines come once the sessions are open and keystrokes are being sent.
+  await until(() => /\[bench\] sent \d+/.test(run.stderr()), 'the bench to start sending', 60_000);
+  run.proc.kill('SIGTERM');
+  t.equal(await run.exited, 143, 'exits 143 (128 + SIGTERM)');
+  t.match(run.stderr(), /SIGTERM: stopping what the run started/);
+  await nothingLeft(t, run);
 });
