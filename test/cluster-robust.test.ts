@@ -164,12 +164,19 @@ t.test("each node's keeper lives in the cluster's own dir and stops with the clu
   t.notOk(existsSync(cluster.dir), 'and removed the dir');
 });
 
-t.test('bench stopped by SIGTERM while it measures: everything it started is stopped', async (t) => {
-  const run = startCli(t, ['bench', 'echo', '--sessions', '20', '--duration', '60', '--warmup', '1'], {});
-  // Progress lines come once the sessions are open and keystrokes are being sent.
-  await until(() => /\[bench\] sent \d+/.test(run.stderr()), 'the bench to start sending', 60_000);
-  run.proc.kill('SIGTERM');
-  t.equal(await run.exited, 143, 'exits 143 (128 + SIGTERM)');
-  t.match(run.stderr(), /SIGTERM: stopping what the run started/);
-  await nothingLeft(t, run);
-});
+// Stopped while it measures Switchboard, and while it measures the bare relay after it
+// (other processes, other temp dirs).
+for (const phase of [
+  { name: 'Switchboard', args: [], measuring: /\[bench\] sent \d+/ },
+  { name: 'the relay baseline', args: ['--baseline', 'relay'], measuring: /baseline \(.*\): connecting[\s\S]*\[bench\] sent \d+/ },
+]) {
+  t.test(`bench stopped by SIGTERM while it measures ${phase.name}: everything it started is stopped`, async (t) => {
+    const run = startCli(t, ['bench', 'echo', '--sessions', '20', '--duration', phase.args.length ? '4' : '60', '--warmup', '1', ...phase.args], {});
+    // Progress lines come once the sessions are open and keystrokes are being sent.
+    await until(() => phase.measuring.test(run.stderr()), `the bench to measure ${phase.name}`, 60_000);
+    run.proc.kill('SIGTERM');
+    t.equal(await run.exited, 143, 'exits 143 (128 + SIGTERM)');
+    t.match(run.stderr(), /SIGTERM: stopping what the run started/);
+    await nothingLeft(t, run);
+  });
+}

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,10 +25,13 @@ export function baselineJs(path: string): string {
   return join(REPO_ROOT, 'dist', 'bench', path);
 }
 
-// Baseline servers still running when the bench exits (a crash, Ctrl-C) die with it.
+// Baseline servers still running when the bench exits (a crash, a stop signal) die with
+// it, and their temp dirs go (only synchronous work is possible in an exit handler).
 const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
 process.on('exit', () => {
   for (const child of live) if (!hasExited(child)) child.kill('SIGKILL');
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Runs `node script args…` and waits for its `listening <port>` line. */
@@ -56,11 +60,13 @@ export interface BaselineServers {
 /** A private Redis, then `start(redisUrl)`'s servers; a Target for the measurement. */
 export async function startBaseline(start: (redisUrl: string) => Promise<BaselineServers>): Promise<Target> {
   const dir = await mkdtemp(join(tmpdir(), 'sb-baseline-'));
+  dirs.add(dir);
   const redis = await startRedis(dir);
   const stop = async (children: ChildProcess[]): Promise<void> => {
     for (const p of children) await stopChild(p, 'SIGTERM');
     await redis.stop();
     await rm(dir, { recursive: true, force: true });
+    dirs.delete(dir);
   };
   let servers: BaselineServers;
   try {
