@@ -48,7 +48,7 @@ t.test('postgres store', async (t) => {
 
 t.test('migrations', async (t) => {
   const versions = (await loadMigrations()).map((m) => m.version);
-  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations', '007_session_output_lz4'], 'found in order');
+  t.strictSame(versions, ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations', '007_session_output_lz4', '008_sessions_hot_touches'], 'found in order');
 
   t.test('are applied once and recorded once each', async (t) => {
     const pool = await freshPool(t, false);
@@ -78,6 +78,37 @@ t.test('migrations', async (t) => {
     t.ok(row!.data.equals(segment), 'and reads back byte for byte');
   });
 
+  t.test('touches change no indexed column of sessions, so they can be HOT updates', async (t) => {
+    const pool = await freshPool(t);
+    const { rows } = await pool.query<{ def: string }>(
+      `SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = 'sessions'::regclass`);
+    t.ok(rows.length >= 4, `${rows.length} indexes`);
+    // touchSessions sets exactly these two (src/store/postgres-store.ts).
+    for (const { def } of rows) t.notMatch(def, /\b(last_activity|clients)\b/, def);
+    const { rows: [options] } = await pool.query<{ reloptions: string[] | null }>(`SELECT reloptions FROM pg_class WHERE oid = 'sessions'::regclass`);
+    t.match(options!.reloptions, ['fillfactor=80'], 'pages keep room for the new versions');
+  });
+
+  t.test('an upgrade gives sessions that ended before it their retention time', async (t) => {
+    const pool = await freshPool(t, false);
+    const { mkdtemp, copyFile, rm } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { MIGRATIONS_DIR } = await import('../src/store/migrate.js');
+    const before = await mkdtemp(join(tmpdir(), 'sb-migrations-before-'));
+    t.teardown(() => rm(before, { recursive: true, force: true }));
+    for (const v of versions.slice(0, versions.indexOf('008_sessions_hot_touches'))) await copyFile(join(MIGRATIONS_DIR, `${v}.sql`), join(before, `${v}.sql`));
+    await migrate(pool, { dir: before });
+    const store = new PostgresStore(pool);
+    const ended = sessionRecord({ status: 'exited', lastActivity: Date.now() - 10 * 86_400_000 });
+    const running = sessionRecord({ status: 'running', lastActivity: Date.now() - 10 * 86_400_000 });
+    for (const r of [ended, running]) await store.createSession(r);
+    t.strictSame(await migrate(pool), ['008_sessions_hot_touches'], 'the upgrade applies the new one only');
+    t.equal(await store.deleteEnded(Date.now() - 86_400_000, 100), 1, 'the session ended before the upgrade is deleted by retention');
+    t.equal(await store.getSession(ended.sid), null);
+    t.ok(await store.getSession(running.sid), 'the running one is kept');
+  });
+
   t.test('run concurrently from several pools, each applied exactly once', async (t) => {
     const url = await server.createDatabase();
     const pools = Array.from({ length: 4 }, () => new pg.Pool({ connectionString: url, max: 2 }));
@@ -103,7 +134,7 @@ t.test('migrations', async (t) => {
     t.strictSame(rows.map((r) => r.version), ['001_ok'], 'the good one stays recorded');
     const half = await pool.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'half'`);
     t.equal(half.rowCount, 0, 'the bad one left nothing behind');
-    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations', '007_session_output_lz4'], 'the pool still works (lock released)');
+    t.strictSame(await migrate(pool), ['001_sessions', '002_session_events', '003_session_output', '004_share_links_audit', '005_sessions_retention', '006_session_reservations', '007_session_output_lz4', '008_sessions_hot_touches'], 'the pool still works (lock released)');
   });
 });
 

@@ -400,11 +400,13 @@ export class PostgresStore implements Store, ArchiveSink {
   async deleteEnded(before: number, limit: number): Promise<number> {
     // One statement: pick the victims (SKIP LOCKED: nodes running this together take
     // different rows), then their archive, events and links, then the rows themselves.
+    // ended_activity is an ended session's last_activity, NULL while it runs (kept by
+    // triggers: migrations/008), so touches of running sessions change no indexed column.
     const { rows } = await this.query<{ n: string }>(
       `WITH victims AS (
          SELECT sid FROM sessions
-         WHERE status IN ('exited', 'lost') AND last_activity < $1
-         ORDER BY last_activity LIMIT $2 FOR UPDATE SKIP LOCKED
+         WHERE ended_activity < $1
+         ORDER BY ended_activity LIMIT $2 FOR UPDATE SKIP LOCKED
        ), o AS (DELETE FROM session_output WHERE sid IN (SELECT sid FROM victims)),
        e AS (DELETE FROM session_events WHERE sid IN (SELECT sid FROM victims)),
        l AS (DELETE FROM share_links WHERE sid IN (SELECT sid FROM victims)),

@@ -440,16 +440,23 @@ export async function storeContract(t: Test, makeStore: () => Promise<Store>): P
     const running = sessionRecord({ owner, status: 'running', lastActivity: old });
     const starting = sessionRecord({ owner, status: 'starting', lastActivity: old });
     const recent = sessionRecord({ owner, status: 'exited', lastActivity: T0 });
-    for (const r of [exited, lost, running, starting, recent]) {
+    // Ended by an update, not created ended; and one ended long ago but active since.
+    const endedLater = sessionRecord({ owner, status: 'running', lastActivity: old });
+    const touchedAfterEnd = sessionRecord({ owner, status: 'running', lastActivity: old });
+    for (const r of [exited, lost, running, starting, recent, endedLater, touchedAfterEnd]) {
       await store.createSession(r);
       await store.appendEvent({ sid: r.sid, epoch: 1, type: 'opened', detail: {}, at: old });
       await store.archive(r.sid, 1, 0, Buffer.from(`output of ${r.sid}`));
       await store.createLink({ id: unique('lnk'), sid: r.sid, role: 'viewer', createdBy: owner, createdAt: old, expiresAt: T0 + 1000, revokedAt: null });
     }
+    for (const r of [endedLater, touchedAfterEnd]) t.ok(await store.updateSession(r.sid, r.epoch, { status: 'exited', exitCode: 0 }));
+    await store.touchSessions([{ sid: touchedAfterEnd.sid, epoch: touchedAfterEnd.epoch, lastActivity: T0, clients: 0 }]);
     const cutoff = T0 - 86_400_000;
     t.equal(await store.deleteEnded(cutoff, 1), 1, 'at most `limit` a call');
-    t.equal(await store.deleteEnded(cutoff, 100), 1, 'the other one next');
+    t.equal(await store.deleteEnded(cutoff, 100), 2, 'the others next');
     t.equal(await store.deleteEnded(cutoff, 100), 0, 'then none');
+    t.equal(await store.getSession(endedLater.sid), null, 'ended by an update, its last activity past the cutoff: deleted');
+    t.ok(await store.getSession(touchedAfterEnd.sid), 'ended, but active after the cutoff: kept');
     for (const r of [exited, lost]) {
       t.equal(await store.getSession(r.sid), null, `${r.status} past the cutoff: deleted`);
       t.strictSame(await store.listEvents(r.sid), [], 'with its events');
