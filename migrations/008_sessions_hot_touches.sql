@@ -2,7 +2,7 @@
 -- those updates was HOT: the retention index was on last_activity, and PostgreSQL 15
 -- writes a new entry into every index of the table when any indexed column changes.
 -- Measured at 10,000 echo sessions: 43 µs of PostgreSQL per touched row, 0 of 20,000
--- updates HOT (pg_stat_user_tables), and five index entries of bloat per touch.
+-- updates HOT (pg_stat_user_tables), and four index entries of bloat per touch.
 --
 -- Retention now reads `ended_activity`: the last activity of an ended session, NULL while
 -- it runs, kept by triggers so any writer (an older node during a rolling upgrade too)

@@ -3,8 +3,9 @@
  * is reported before anything starts; a part failing after others started (HAProxy, a
  * node) and Ctrl-C in the middle of the start stop everything started (PostgreSQL is a
  * daemon, not a child, and used to survive). `switchboard bench` stopped by SIGTERM in the
- * middle of a run leaves nothing either (its keepers and PostgreSQL used to survive). Each run gets a private TMPDIR and a marker
- * in its environment, so its processes can be told from everyone else's.
+ * middle of a run leaves nothing either (its keepers and PostgreSQL used to survive).
+ * Each run gets a private TMPDIR and a marker in its environment, so its processes can
+ * be told from everyone else's.
  */
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
