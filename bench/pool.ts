@@ -27,8 +27,9 @@ export function workerCount(workers: number | undefined, sockets: number): numbe
  * the default, each worker promoted ~2.6 MB/s of received messages at 5,000 sockets × 1
  * message/s, and its old generation's collections (8-20 ms, every ~5 s) fell inside the
  * measured window, where every echo that arrived meanwhile counted the worker's own pause
- * as the system's latency (docs/bench.md, round 12). With it, the workers collect their
- * old generation during the connect phase only.
+ * as the system's latency (docs/bench.md, round 12). With it, fewer messages are caught
+ * alive by a scavenge; in a headline run the workers' old-generation collections all came
+ * during the connect phase.
  */
 const WORKER_EXEC_ARGV = ['--max-old-space-size=4096', '--max-semi-space-size=64'];
 
